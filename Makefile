@@ -1,0 +1,35 @@
+# Set-up and the main job. Every target creates or reuses .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.medkit-installed
+
+.PHONY: course test lab lint bench clean venv
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "medkit needs Python 3.11 or newer; set PYTHON=python3.11 (or newer) and run make again")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+course: $(STAMP)
+	$(BIN)/medkit course build
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=.
+
+lint: $(STAMP)
+	$(BIN)/ruff check medkit tests bench notebooks assignments
+	$(BIN)/ruff format --check medkit tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/digitize.py
+
+clean:
+	rm -rf build
