@@ -1,0 +1,272 @@
+"""The ``medkit`` command: build the course, run lessons, grade, make datasets.
+
+Each command calls one library function with that function's defaults, so
+``medkit grade`` does what ``medkit.course.grading.grade_demos()`` does. Heavy
+modules are imported inside the commands to keep ``medkit --version`` fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medkit import __version__
+from medkit.course._paths import display_path
+from medkit.exceptions import MedkitError
+
+if TYPE_CHECKING:
+    from medkit.course.grading import GradeReport, Release
+    from medkit.course.lessons import LessonResult
+
+__all__ = ["build_parser", "main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``medkit`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after ``medkit``; by default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        The exit status: 0 on success, 1 after a MedkitError, 130 when
+        interrupted. Without ``-v`` an error prints one line,
+        ``medkit: error: ...``, on stderr; with ``-v`` its traceback comes first.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        args.run(args)
+    except MedkitError as error:
+        if args.verbose:
+            traceback.print_exc()
+        message = " ".join(line.strip() for line in str(error).splitlines())
+        print(f"medkit: error: {message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("medkit: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the argument parser with one sub-command per course task."""
+    parser = argparse.ArgumentParser(
+        prog="medkit",
+        description="Build and check the medkit digital healthcare course.",
+    )
+    parser.add_argument("--version", action="version", version=f"medkit {__version__}")
+    _add_verbose(parser, default=0)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    course = _group(commands, "course", "build the whole course")
+    build = course.add_parser(
+        "build",
+        help="check datasets, run lessons, release assignments and grade the demos",
+    )
+    build.add_argument(
+        "--quick", action="store_true", help="run the lessons on small sizes"
+    )
+    build.set_defaults(run=_course_build)
+
+    lessons = _group(commands, "lessons", "run lesson notebooks")
+    run = lessons.add_parser("run", help="run the lessons in order into build/lessons/")
+    run.add_argument(
+        "--quick", action="store_true", help="inject quick = True into each lesson"
+    )
+    run.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this lesson, e.g. 01_digitization or digitization (repeatable)",
+    )
+    run.set_defaults(run=_lessons_run)
+
+    assignments = _group(commands, "assignments", "manage nbgrader assignments")
+    release = assignments.add_parser(
+        "release", help="generate the student versions into build/release/"
+    )
+    release.add_argument(
+        "assignment", nargs="?", help="assignment ID (default: every assignment)"
+    )
+    release.set_defaults(run=_assignments_release)
+
+    grade = commands.add_parser(
+        "grade", help="autograde the demo submissions and export build/grades/"
+    )
+    grade.add_argument(
+        "assignment", nargs="?", help="assignment ID (default: every assignment)"
+    )
+    grade.add_argument(
+        "--no-check",
+        dest="check",
+        action="store_false",
+        help="report the scores without comparing them with expected.json",
+    )
+    grade.add_argument(
+        "--no-feedback",
+        dest="feedback",
+        action="store_false",
+        help="skip the feedback HTML in build/feedback/",
+    )
+    grade.set_defaults(run=_grade)
+
+    datasets = _group(
+        commands, "datasets", "check or build the synthetic hospital data"
+    )
+    check = datasets.add_parser(
+        "check", help="check that the shipped datasets equal what the generator makes"
+    )
+    check.set_defaults(run=_datasets_check)
+    make = datasets.add_parser("build", help="generate the synthetic hospital datasets")
+    make.add_argument("--patients", type=int, metavar="N", help="number of patients")
+    make.add_argument("--seed", type=int, metavar="S", help="random seed")
+    make.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default: datasets/)"
+    )
+    make.set_defaults(run=_datasets_build)
+
+    digitize = commands.add_parser(
+        "digitize", help="read, clean, encode and store the raw hospital exports"
+    )
+    digitize.add_argument(
+        "--raw", type=Path, metavar="DIR", help="folder of raw CSV exports"
+    )
+    digitize.add_argument("--db", metavar="URL", help="SQLAlchemy database URL")
+    digitize.set_defaults(run=_digitize)
+
+    # Accept -v after the command too; unset there, it keeps the value given before.
+    for command in (build, run, release, grade, check, make, digitize):
+        _add_verbose(command, default=argparse.SUPPRESS)
+    return parser
+
+
+def _add_verbose(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="log progress (-v) or every detail (-vv), and show tracebacks of errors",
+    )
+
+
+def _group(
+    commands: argparse._SubParsersAction, name: str, help_text: str
+) -> argparse._SubParsersAction:
+    """Add a command that only groups sub-commands, such as ``medkit lessons``."""
+    parser = commands.add_parser(name, help=help_text)
+    return parser.add_subparsers(
+        dest=f"{name}_command", required=True, metavar="COMMAND"
+    )
+
+
+def _configure_logging(verbose: int) -> None:
+    # basicConfig adds a stderr handler only if the root logger has none yet.
+    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    level = {0: logging.WARNING, 1: logging.INFO}.get(verbose, logging.DEBUG)
+    logging.getLogger().setLevel(level)
+
+
+# Commands ---------------------------------------------------------------------
+
+
+def _course_build(args: argparse.Namespace) -> None:
+    from medkit.course.grading import grade_demos, release_assignments
+    from medkit.course.lessons import run_lessons
+    from medkit.datasets import check_datasets
+
+    files = check_datasets()
+    print(f"Datasets: {len(files)} files match the generator.")
+    _print_lessons(run_lessons(quick=args.quick))
+    _print_releases(release_assignments())
+    _print_grades(grade_demos())
+
+
+def _lessons_run(args: argparse.Namespace) -> None:
+    from medkit.course.lessons import run_lessons
+
+    _print_lessons(run_lessons(quick=args.quick, only=args.only))
+
+
+def _assignments_release(args: argparse.Namespace) -> None:
+    from medkit.course.grading import release_assignments
+
+    _print_releases(release_assignments(args.assignment))
+
+
+def _grade(args: argparse.Namespace) -> None:
+    from medkit.course.grading import grade_demos
+
+    _print_grades(
+        grade_demos(args.assignment, check=args.check, feedback=args.feedback)
+    )
+
+
+def _datasets_check(args: argparse.Namespace) -> None:
+    from medkit.datasets import check_datasets
+
+    files = check_datasets()
+    print(f"Datasets: {len(files)} files match the generator.")
+
+
+def _datasets_build(args: argparse.Namespace) -> None:
+    from medkit.datasets import data_dir, write_datasets
+
+    options = _given(n_patients=args.patients, seed=args.seed)
+    out = data_dir() if args.out is None else args.out
+    files = write_datasets(out, **options)
+    print(f"Wrote {len(files)} files to {out}.")
+
+
+def _digitize(args: argparse.Namespace) -> None:
+    from medkit.digitize import digitize_hospital
+
+    report = digitize_hospital(**_given(raw_dir=args.raw, url=args.db))
+    print(f"Stored in {report.url}:")
+    print(report.counts.to_string())
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """Drop the options left unset, so the library's defaults apply."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+# Summaries --------------------------------------------------------------------
+
+
+def _print_lessons(results: list[LessonResult]) -> None:
+    print(f"Lessons run: {len(results)}")
+    for result in results:
+        print(f"  {result.name:<28} {result.seconds:7.1f} s")
+
+
+def _print_releases(releases: list[Release]) -> None:
+    print(f"Assignments released: {len(releases)}")
+    for release in releases:
+        print(f"  {release.assignment:<28} {display_path(release.directory)}")
+
+
+def _print_grades(reports: list[GradeReport]) -> None:
+    print("Demo scores (points, designed):")
+    for report in reports:
+        print(f"  {report.assignment}  ({display_path(report.grades_csv)})")
+        for score in report.scores:
+            if score.expected is None:
+                designed, verdict = "-", ""
+            else:
+                designed = f"{score.expected:g}"
+                verdict = "ok" if score.matches else "DIFFERS"
+            print(
+                f"    {score.submission:<24} {score.score:g} / {score.max_score:g}"
+                f"   designed {designed}  {verdict}".rstrip()
+            )

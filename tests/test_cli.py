@@ -1,0 +1,348 @@
+"""Tests for medkit.cli: argument wiring, summaries, errors and exit codes."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import medkit.course.grading as grading
+import medkit.course.lessons as lessons
+from medkit import __version__
+from medkit.cli import main
+from medkit.course.grading import DemoScore, GradeReport, Release
+from medkit.course.lessons import LessonResult
+from medkit.exceptions import GradingError, NotebookError
+
+MEDKIT_SCRIPT = Path(sys.executable).parent / "medkit"
+
+
+class Recorder:
+    """Stand-in for a library function: records its calls, returns a fixed value."""
+
+    def __init__(self, result: Any = None, error: Exception | None = None) -> None:
+        self.result = result
+        self.error = error
+        self.calls: list[tuple[tuple, dict]] = []
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls.append((args, kwargs))
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def lesson_result(name: str, seconds: float) -> LessonResult:
+    return LessonResult(
+        name, Path(f"{name}.ipynb"), Path(f"{name}.ipynb"), None, seconds
+    )
+
+
+def grade_report(score: float, expected: float) -> GradeReport:
+    scores = [
+        DemoScore("solution", 9.0, 11.0, 9.0),
+        DemoScore("zero_fill", score, 11.0, expected),
+    ]
+    return GradeReport(
+        "ps1_digitization", scores, Path("build/grades/ps1_digitization.csv")
+    )
+
+
+def fake_module(monkeypatch: pytest.MonkeyPatch, name: str, **functions: Any) -> None:
+    """Install a module under ``name`` so the CLI's lazy import finds ``functions``."""
+    module = types.ModuleType(name)
+    for attribute, function in functions.items():
+        setattr(module, attribute, function)
+    monkeypatch.setitem(sys.modules, name, module)
+
+
+@pytest.fixture(autouse=True)
+def restore_log_level():
+    """Undo the root log level that main() sets from -v."""
+    root = logging.getLogger()
+    level = root.level
+    yield
+    root.setLevel(level)
+
+
+def test_main_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"medkit {__version__}\n"
+
+
+def test_main_without_command_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+
+    assert exit_info.value.code == 2
+    assert "the following arguments are required: COMMAND" in capsys.readouterr().err
+
+
+def test_main_error_prints_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    error = NotebookError(
+        "Lesson 01_digitization.ipynb failed in cell 4.\nSee the log."
+    )
+    monkeypatch.setattr(lessons, "run_lessons", Recorder(error=error))
+
+    status = main(["lessons", "run"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == ""
+    assert captured.err == (
+        "medkit: error: Lesson 01_digitization.ipynb failed in cell 4. See the log.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["-v", "grade"], id="before"),
+        pytest.param(["grade", "-v"], id="after"),
+    ],
+)
+def test_main_verbose_shows_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    monkeypatch.setattr(
+        grading, "grade_demos", Recorder(error=GradingError("scores differ"))
+    )
+
+    status = main(argv)
+
+    err = capsys.readouterr().err
+    assert status == 1
+    assert err.startswith("Traceback (most recent call last):")
+    assert err.endswith("medkit: error: scores differ\n")
+
+
+def test_main_other_exceptions_propagate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(grading, "grade_demos", Recorder(error=KeyError("bug")))
+
+    with pytest.raises(KeyError, match="bug"):
+        main(["grade"])
+
+
+def test_console_script_error_exit_status(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [str(MEDKIT_SCRIPT), "lessons", "run", "--only", "no_such_lesson"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=False,
+    )
+
+    assert completed.returncode == 1
+    assert completed.stdout == ""
+    assert completed.stderr.startswith("medkit: error: ")
+    assert completed.stderr.count("\n") == 1
+
+
+def test_lessons_run_passes_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_lessons = Recorder([lesson_result("00_welcome", 3.25)])
+    monkeypatch.setattr(lessons, "run_lessons", run_lessons)
+
+    status = main(
+        ["lessons", "run", "--quick", "--only", "welcome", "--only", "01_digitization"]
+    )
+
+    assert status == 0
+    assert run_lessons.calls == [
+        ((), {"quick": True, "only": ["welcome", "01_digitization"]})
+    ]
+    assert capsys.readouterr().out == (
+        "Lessons run: 1\n  00_welcome                       3.2 s\n"
+    )
+
+
+def test_lessons_run_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    run_lessons = Recorder([])
+    monkeypatch.setattr(lessons, "run_lessons", run_lessons)
+
+    main(["lessons", "run"])
+
+    assert run_lessons.calls == [((), {"quick": False, "only": None})]
+
+
+def test_assignments_release_passes_assignment(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    directory = Path("build/release/ps1_digitization")
+    release = Recorder(
+        [Release("ps1_digitization", directory, ["ps1_digitization.ipynb"])]
+    )
+    monkeypatch.setattr(grading, "release_assignments", release)
+
+    main(["assignments", "release", "ps1_digitization"])
+
+    assert release.calls == [(("ps1_digitization",), {})]
+    assert capsys.readouterr().out == (
+        f"Assignments released: 1\n  ps1_digitization             {directory}\n"
+    )
+
+
+def test_grade_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    grade = Recorder([grade_report(6.0, 6.0)])
+    monkeypatch.setattr(grading, "grade_demos", grade)
+
+    main(["grade", "ps1_digitization", "--no-check", "--no-feedback"])
+
+    assert grade.calls == [(("ps1_digitization",), {"check": False, "feedback": False})]
+
+
+def test_grade_summary_marks_differences(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grade = Recorder([grade_report(5.0, 6.0)])
+    monkeypatch.setattr(grading, "grade_demos", grade)
+
+    main(["grade"])
+
+    assert grade.calls == [((None,), {"check": True, "feedback": True})]
+    assert capsys.readouterr().out.splitlines() == [
+        "Demo scores (points, designed):",
+        "  ps1_digitization  (build/grades/ps1_digitization.csv)",
+        "    solution                 9 / 11   designed 9  ok",
+        "    zero_fill                5 / 11   designed 6  DIFFERS",
+    ]
+
+
+def test_datasets_build_passes_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    write = Recorder([tmp_path / "raw" / "patients.csv", tmp_path / "README.md"])
+    fake_module(
+        monkeypatch, "medkit.datasets", write_datasets=write, data_dir=Recorder()
+    )
+
+    main(
+        ["datasets", "build", "--patients", "50", "--seed", "7", "--out", str(tmp_path)]
+    )
+
+    assert write.calls == [((tmp_path,), {"n_patients": 50, "seed": 7})]
+    assert capsys.readouterr().out == f"Wrote 2 files to {tmp_path}.\n"
+
+
+def test_datasets_build_defaults(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    write = Recorder([])
+    fake_module(
+        monkeypatch,
+        "medkit.datasets",
+        write_datasets=write,
+        data_dir=Recorder(tmp_path),
+    )
+
+    main(["datasets", "build"])
+
+    assert write.calls == [((tmp_path,), {})]
+
+
+def test_datasets_check_counts_files(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    check = Recorder([Path("raw/patients.csv"), Path("raw/visits.csv")])
+    fake_module(monkeypatch, "medkit.datasets", check_datasets=check)
+
+    main(["datasets", "check"])
+
+    assert check.calls == [((), {})]
+    assert capsys.readouterr().out == "Datasets: 2 files match the generator.\n"
+
+
+def test_digitize_passes_options(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    counts = pd.DataFrame(
+        {"read": [12], "stored": [10], "quarantined": [1], "duplicates": [1]},
+        index=pd.Index(["patients"], name="table"),
+    )
+    report = types.SimpleNamespace(counts=counts, url="sqlite:///:memory:")
+    digitize = Recorder(report)
+    fake_module(monkeypatch, "medkit.digitize", digitize_hospital=digitize)
+
+    main(["digitize", "--raw", str(tmp_path), "--db", "sqlite:///:memory:"])
+
+    assert digitize.calls == [((), {"raw_dir": tmp_path, "url": "sqlite:///:memory:"})]
+    assert capsys.readouterr().out.splitlines() == [
+        "Stored in sqlite:///:memory::",
+        "          read  stored  quarantined  duplicates",
+        "table                                          ",
+        "patients    12      10            1           1",
+    ]
+
+
+def test_digitize_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = types.SimpleNamespace(
+        counts=pd.DataFrame(), url="sqlite:///build/medkit.db"
+    )
+    digitize = Recorder(report)
+    fake_module(monkeypatch, "medkit.digitize", digitize_hospital=digitize)
+
+    main(["digitize"])
+
+    assert digitize.calls == [((), {})]
+
+
+def test_course_build_runs_steps_in_order(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps: list[str] = []
+
+    def step(name: str, result: Any) -> Any:
+        def run(*args: Any, **kwargs: Any) -> Any:
+            steps.append(name)
+            return result
+
+        return run
+
+    fake_module(
+        monkeypatch, "medkit.datasets", check_datasets=step("datasets", [Path("a")])
+    )
+    monkeypatch.setattr(
+        lessons, "run_lessons", step("lessons", [lesson_result("00_w", 1.0)])
+    )
+    release = Release("ps1_digitization", Path("build/release/ps1_digitization"), [])
+    monkeypatch.setattr(grading, "release_assignments", step("release", [release]))
+    monkeypatch.setattr(grading, "grade_demos", step("grade", [grade_report(6.0, 6.0)]))
+
+    status = main(["course", "build"])
+
+    output = capsys.readouterr().out
+    assert status == 0
+    assert steps == ["datasets", "lessons", "release", "grade"]
+    assert output.startswith("Datasets: 1 files match the generator.\nLessons run: 1\n")
+    assert "Assignments released: 1\n" in output
+    assert output.endswith("zero_fill                6 / 11   designed 6  ok\n")
+
+
+def test_course_build_stops_at_failed_step(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_module(monkeypatch, "medkit.datasets", check_datasets=Recorder([]))
+    error = NotebookError("Lesson 00_welcome.ipynb failed in cell 3")
+    monkeypatch.setattr(lessons, "run_lessons", Recorder(error=error))
+    release = Recorder([])
+    monkeypatch.setattr(grading, "release_assignments", release)
+
+    status = main(["course", "build"])
+
+    assert status == 1
+    assert release.calls == []
+    assert capsys.readouterr().err == (
+        "medkit: error: Lesson 00_welcome.ipynb failed in cell 3\n"
+    )
