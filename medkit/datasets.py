@@ -269,7 +269,8 @@ def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
         elif column in numeric:
             columns[column] = pd.to_numeric(values).astype(numeric[column])
         else:
-            columns[column] = values.astype("str")
+            # mask keeps missing values missing: pandas 2 turns them into "nan".
+            columns[column] = values.astype("str").mask(values.isna())
     return pd.DataFrame(columns)
 
 

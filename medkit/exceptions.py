@@ -86,3 +86,122 @@ class NotebookError(MedkitError, RuntimeError):
 
 class GradingError(MedkitError, RuntimeError):
     """An nbgrader step that failed, or grades that differ from the expected."""
+
+
+class ModelInputError(MedkitError, ValueError):
+    """Data that a clinical prediction model cannot be trained on or applied to.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    column : str, optional
+        The column that failed.
+    rows : list of int, optional
+        Positions (from 0) of the offending rows, at most the first ten.
+    value : object, optional
+        The offending value.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        column: str | None = None,
+        rows: list[int] | None = None,
+        value: object = None,
+    ) -> None:
+        super().__init__(message)
+        self.column = column
+        self.rows = rows
+        self.value = value
+
+
+class OutcomeError(ModelInputError):
+    """An outcome column that is absent, has missing values or only one class."""
+
+
+class NoFeaturesError(ModelInputError):
+    """A table with no column a model can use as a feature."""
+
+
+class FeatureMismatchError(ModelInputError):
+    """Columns at prediction time that differ from those the model was trained on."""
+
+
+class NonFiniteValueError(ModelInputError):
+    """A feature with infinite values, which no model can use."""
+
+
+class ModelFileError(MedkitError, ValueError):
+    """A model file that is not a medkit model or was changed after it was saved."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        super().__init__(message)
+        self.path = None if path is None else Path(path)
+
+
+class UnknownCategoryWarning(UserWarning):
+    """Categories at prediction time that the model never saw in training."""
+
+
+class PersonalizeError(MedkitError, ValueError):
+    """Notes, services or settings that similar-patient recommendations cannot use."""
+
+
+class NoteTextError(PersonalizeError):
+    """Notes with no usable text: none at all, blank, or only stop words."""
+
+
+class NeighborCountError(PersonalizeError):
+    """A number of neighbours k that the other patients cannot supply.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    k : int
+        The number of neighbours requested.
+    available : int
+        How many other patients there are.
+    """
+
+    def __init__(self, message: str, *, k: int, available: int) -> None:
+        super().__init__(message)
+        self.k = k
+        self.available = available
+
+
+class UnknownPatientError(PersonalizeError, KeyError):
+    """A patient ID that has no note."""
+
+    def __init__(self, message: str, *, patient_id: object) -> None:
+        super().__init__(message)
+        self.patient_id = patient_id
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; show it as plain text instead.
+        return str(self.args[0])
+
+
+class UnknownServiceError(PersonalizeError, KeyError):
+    """Service codes that are not in the service catalogue.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    codes : list of str
+        The unknown codes.
+    rows : list of int
+        Rows that contain them, counted as a spreadsheet does (the header is
+        row 1), at most the first ten.
+    """
+
+    def __init__(self, message: str, *, codes: list[str], rows: list[int]) -> None:
+        super().__init__(message)
+        self.codes = codes
+        self.rows = rows
+
+    def __str__(self) -> str:
+        return str(self.args[0])

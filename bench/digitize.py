@@ -1,0 +1,166 @@
+"""Benchmark of stage 1 on about 1,000,000 visit rows.
+
+The script generates the synthetic hospital with ``medkit.datasets.generate``
+(340,000 patients by default, about 1,020,000 visits) and writes its visits
+export, which is GB18030 text. It then times, in separate child processes so
+that each starts with the same memory:
+
+* ``pandas.read_csv`` of the file alone, with its default type inference;
+* ``read_table -> clean -> encode -> store`` of the same file into a SQLite file.
+
+Each task runs ``--repeat`` times, alternating, and the fastest run counts. The
+script prints both times and their ratio (target: at most 3). It also prints the
+peak memory of each task, which is the increase of the child's peak resident set
+size over its size after imports, and the pipeline's peak as a multiple of the
+file size (target: at most 4).
+
+Run it with ``make bench`` or ``python bench/digitize.py --patients 340000``.
+The resident set size comes from ``resource.getrusage``, so the script runs on
+Linux and macOS only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TIME_TARGET = 3.0
+MEMORY_TARGET = 4.0
+
+
+def _peak_rss_mib() -> float:
+    # On Linux, ru_maxrss survives fork and exec, so a child would start with the
+    # parent's peak. VmHWM is the peak of this process image alone.
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
+
+
+def _child(task: str, path: Path, database: Path) -> None:
+    """Run one measured task and print its seconds and peak memory as JSON."""
+    import pandas as pd
+
+    from medkit import datasets
+    from medkit.digitize import VISITS, clean, encode, read_table, store
+
+    baseline = _peak_rss_mib()
+    steps = {}
+    start = time.perf_counter()
+    if task == "read_csv":
+        pd.read_csv(path, encoding=datasets.RAW_ENCODINGS["visits"])
+    else:
+        result = clean(read_table(path, VISITS), VISITS)
+        steps["read + clean"] = time.perf_counter() - start
+        codes, codebook = encode(result.frame, list(VISITS.categorical), table="visits")
+        steps["encode"] = time.perf_counter() - start - sum(steps.values())
+        store(
+            {
+                "visits": codes,
+                "codebook": codebook.entries,
+                "quarantine": result.quarantine,
+                "duplicates": result.duplicates,
+            },
+            f"sqlite:///{database}",
+            keys={"visits": "visit_id"},
+        )
+        steps["store"] = time.perf_counter() - start - sum(steps.values())
+    seconds = time.perf_counter() - start
+    peak = _peak_rss_mib() - baseline
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "steps": steps}))
+
+
+def _measure(task: str, path: Path, database: Path) -> dict[str, float]:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", task, str(path), str(database)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.splitlines()[-1])
+
+
+def _write_visits(
+    directory: Path, n_patients: int, seed: int
+) -> tuple[Path, int, float]:
+    from medkit import datasets
+
+    start = time.perf_counter()
+    data = datasets.generate(n_patients=n_patients, seed=seed)
+    path = directory / "visits.csv"
+    data.raw["visits"].to_csv(
+        path,
+        index=False,
+        lineterminator="\n",
+        encoding=datasets.RAW_ENCODINGS["visits"],
+    )
+    return path, len(data.raw["visits"]), time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--patients", type=int, default=340_000, help="patients to generate"
+    )
+    parser.add_argument("--seed", type=int, default=2026, help="generator seed")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each task, of which the fastest counts",
+    )
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        task, path, database = args.child
+        _child(task, Path(path), Path(database))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="medkit-bench-") as folder:
+        directory = Path(folder)
+        path, rows, generated = _write_visits(directory, args.patients, args.seed)
+        size_mib = path.stat().st_size / 2**20
+        print(
+            f"visits.csv: {rows:,} rows, {size_mib:.1f} MiB (GB18030), "
+            f"generated in {generated:.1f} s"
+        )
+
+        database = directory / "medkit.db"
+        runs: dict[str, list[dict[str, float]]] = {"read_csv": [], "pipeline": []}
+        for _ in range(args.repeat):
+            for task in runs:
+                # Every pipeline run writes a new database file.
+                database.unlink(missing_ok=True)
+                runs[task].append(_measure(task, path, database))
+
+    fastest = {
+        task: min(done, key=lambda run: run["seconds"]) for task, done in runs.items()
+    }
+    peak = {task: max(run["peak_mib"] for run in done) for task, done in runs.items()}
+    for task, label in (
+        ("read_csv", "pandas.read_csv alone:           "),
+        ("pipeline", "read -> clean -> encode -> store:"),
+    ):
+        print(
+            f"{label} {fastest[task]['seconds']:6.2f} s   peak +{peak[task]:.0f} MiB "
+            f"({peak[task] / size_mib:.1f} x file size)"
+        )
+    for step, seconds in fastest["pipeline"]["steps"].items():
+        print(f"  {step:<14} {seconds:6.2f} s")
+
+    ratio = fastest["pipeline"]["seconds"] / fastest["read_csv"]["seconds"]
+    memory_ratio = peak["pipeline"] / size_mib
+    print(f"time ratio:   {ratio:.2f} (target <= {TIME_TARGET:g})")
+    print(f"memory ratio: {memory_ratio:.2f} x file size (target <= {MEMORY_TARGET:g})")
+
+
+if __name__ == "__main__":
+    main()
