@@ -266,7 +266,8 @@ def _print_grades(reports: list[GradeReport]) -> None:
             else:
                 designed = f"{score.expected:g}"
                 verdict = "ok" if score.matches else "DIFFERS"
+            points = f"{score.score:g} / {score.max_score:g}"
             print(
-                f"    {score.submission:<24} {score.score:g} / {score.max_score:g}"
-                f"   designed {designed}  {verdict}".rstrip()
+                f"    {score.submission:<24} {points:>9}   designed {designed:>4}  "
+                f"{verdict}".rstrip()
             )

@@ -215,8 +215,8 @@ def test_grade_summary_marks_differences(
     assert capsys.readouterr().out.splitlines() == [
         "Demo scores (points, designed):",
         "  ps1_digitization  (build/grades/ps1_digitization.csv)",
-        "    solution                 9 / 11   designed 9  ok",
-        "    zero_fill                5 / 11   designed 6  DIFFERS",
+        "    solution                    9 / 11   designed    9  ok",
+        "    zero_fill                   5 / 11   designed    6  DIFFERS",
     ]
 
 
@@ -327,7 +327,7 @@ def test_course_build_runs_steps_in_order(
     assert steps == ["datasets", "lessons", "release", "grade"]
     assert output.startswith("Datasets: 1 files match the generator.\nLessons run: 1\n")
     assert "Assignments released: 1\n" in output
-    assert output.endswith("zero_fill                6 / 11   designed 6  ok\n")
+    assert output.endswith("zero_fill                   6 / 11   designed    6  ok\n")
 
 
 def test_course_build_stops_at_failed_step(

@@ -223,3 +223,18 @@ def test_real_lesson_runs_quick(lesson: Path, tmp_path: Path) -> None:
     assert result.notebook.exists()
     assert result.html is not None
     assert result.html.exists()
+
+
+@pytest.mark.notebook
+def test_run_lesson_warning_raises(tmp_path: Path) -> None:
+    lesson = write_lesson(
+        tmp_path / "00_warns.ipynb",
+        "x = 1",
+        "import warnings\nwarnings.warn('the old API', FutureWarning)",
+    )
+
+    with pytest.raises(
+        NotebookError,
+        match=r"printed a warning in cell 4: .*FutureWarning: the old API",
+    ):
+        run_lesson(lesson, tmp_path / "out", html=False)

@@ -15,6 +15,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+WARNING_PATTERN = re.compile(r"\b\w*Warning: .*")
+"""A line that Python's warnings module writes, such as ``FutureWarning: ...``."""
 
 LESSONS_DIR = PROJECT_DIR / "notebooks"
 LESSON_PATTERN = "[0-9][0-9]_*.ipynb"
@@ -197,7 +201,8 @@ def run_lesson(
     ------
     NotebookError
         If the notebook is invalid (see :func:`validate_lesson`), a parameter is
-        not declared by it, or a cell fails.
+        not declared by it, a cell fails, or a cell prints a Python warning. A
+        warning in a lesson is a bug, because trainees copy what the lesson does.
     """
     notebook = Path(notebook)
     output_dir = BUILD_DIR / "lessons" if output_dir is None else Path(output_dir)
@@ -218,6 +223,7 @@ def run_lesson(
     nb = _execute(notebook, executed, parameters)
     seconds = time.perf_counter() - started
     logger.info("Ran %s in %.1f s; wrote %s", notebook.name, seconds, executed)
+    _reject_warnings(notebook, nb, injected=bool(parameters))
 
     html_path = None
     if html:
@@ -336,6 +342,24 @@ def _execute(
             f"The kernel running lesson {shown_path} died ({error}); the notebook may "
             f"use more memory than this machine has."
         ) from error
+
+
+def _reject_warnings(
+    notebook: Path, nb: nbformat.NotebookNode, *, injected: bool
+) -> None:
+    """Raise NotebookError if any cell wrote a Python warning to stderr."""
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "stream" or output.get("name") != "stderr":
+                continue
+            match = WARNING_PATTERN.search(output.get("text", ""))
+            if match:
+                number = _source_cell_number(notebook, index, injected)
+                raise NotebookError(
+                    f"Lesson {display_path(notebook)} printed a warning in cell "
+                    f"{number}: {match.group(0).strip()}. Change the cell so that "
+                    "it runs without the warning."
+                )
 
 
 def _source_cell_number(notebook: Path, index: int, injected: bool) -> int:

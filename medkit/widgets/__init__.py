@@ -1,0 +1,49 @@
+"""Interactive views for the lessons, one group per stage, built with ipywidgets.
+
+Each widget is a thin layer: its callbacks call a plain function of this package
+or of a stage module, so every view can be tested without a browser by calling
+that function directly. Stage groups live in private modules and are imported
+here, so lessons only ever write ``from medkit import widgets``.
+"""
+
+from medkit.widgets._digitize import (
+    clean_table,
+    cleaning_explorer,
+    compare_column,
+    plot_counts,
+)
+from medkit.widgets._intelligence import (
+    LAB_MODELS,
+    ModelLab,
+    describe_threshold,
+    fit_lab_model,
+    model_lab,
+    plot_lab,
+)
+from medkit.widgets._welcome import (
+    STAGES,
+    Stage,
+    course_map,
+    data_browser,
+    describe_stage,
+    preview_file,
+)
+
+__all__ = [
+    "LAB_MODELS",
+    "STAGES",
+    "ModelLab",
+    "Stage",
+    "clean_table",
+    "cleaning_explorer",
+    "compare_column",
+    "course_map",
+    "data_browser",
+    "describe_stage",
+    "describe_threshold",
+    "fit_lab_model",
+    "model_lab",
+    "plot_counts",
+    "plot_lab",
+    "preview_file",
+]
