@@ -231,7 +231,10 @@ def _datasets_build(args: argparse.Namespace) -> None:
 def _digitize(args: argparse.Namespace) -> None:
     from medkit.digitize import digitize_hospital
 
-    report = digitize_hospital(**_given(raw_dir=args.raw, url=args.db))
+    # A progress bar only helps on a terminal; in a pipe or a log it is noise.
+    report = digitize_hospital(
+        **_given(raw_dir=args.raw, url=args.db), progress=sys.stderr.isatty()
+    )
     print(f"Stored in {report.url}:")
     print(report.counts.to_string())
 

@@ -292,3 +292,52 @@ def test_digitize_hospital_writes_nothing_on_error(tmp_path: Path) -> None:
         lambda: digitize_hospital(raw, f"sqlite:///{database}", progress=False),
     )
     assert not database.exists()
+
+
+BAD_PATIENT_FILES = {
+    "empty_file": b"",
+    "header_only": PATIENT_HEADER.encode() + b"\n",
+    "latin_1_bytes": (PATIENT_HEADER + "\n" + PATIENT_ROW + ",Caf\xe9\n").encode(
+        "latin-1"
+    ),
+    "wrong_delimiter": (
+        PATIENT_HEADER.replace(",", ";") + "\n" + PATIENT_ROW.replace(",", ";") + "\n"
+    ).encode(),
+    "missing_column": (
+        PATIENT_HEADER.replace(",sex", "") + "\n" + PATIENT_ROW.replace(",M", "") + "\n"
+    ).encode(),
+    "duplicate_header": (
+        PATIENT_HEADER.replace("phone", "name") + "\n" + PATIENT_ROW + "\n"
+    ).encode(),
+    "unknown_sex_spelling": (
+        PATIENT_HEADER + "\n" + PATIENT_ROW.replace(",M,", ",X,") + "\n"
+    ).encode(),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_PATIENT_FILES), ids=list(BAD_PATIENT_FILES))
+def test_cli_digitize_bad_file_one_line(
+    tmp_path: Path, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medkit import datasets
+    from medkit.cli import main
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for name in ("visits", "labs"):
+        (raw / f"{name}.csv").write_bytes(datasets.raw_path(name).read_bytes())
+    patients = write(raw, BAD_PATIENT_FILES[case])
+    before = patients.read_bytes()
+    database = tmp_path / "out.db"
+
+    status = main(["digitize", "--raw", str(raw), "--db", f"sqlite:///{database}"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert captured.out == ""
+    assert captured.err.startswith("medkit: error: ")
+    assert captured.err.count("\n") == 1
+    assert "patients.csv" in captured.err
+    assert "Traceback" not in captured.err
+    assert patients.read_bytes() == before
+    assert not database.exists()

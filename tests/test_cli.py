@@ -277,7 +277,10 @@ def test_digitize_passes_options(
 
     main(["digitize", "--raw", str(tmp_path), "--db", "sqlite:///:memory:"])
 
-    assert digitize.calls == [((), {"raw_dir": tmp_path, "url": "sqlite:///:memory:"})]
+    # Under pytest stderr is not a terminal, so no progress bar is drawn.
+    assert digitize.calls == [
+        ((), {"raw_dir": tmp_path, "url": "sqlite:///:memory:", "progress": False})
+    ]
     assert capsys.readouterr().out.splitlines() == [
         "Stored in sqlite:///:memory::",
         "          read  stored  quarantined  duplicates",
@@ -295,7 +298,7 @@ def test_digitize_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
     main(["digitize"])
 
-    assert digitize.calls == [((), {})]
+    assert digitize.calls == [((), {"progress": False})]
 
 
 def test_course_build_runs_steps_in_order(
