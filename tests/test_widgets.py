@@ -120,3 +120,31 @@ def test_cleaning_explorer_switches_table() -> None:
         "unit",
         "taken_date",
     ]
+
+
+def test_plot_column_sex_before_after(raw_patients: pd.DataFrame) -> None:
+    result = widgets.clean_table(raw_patients, "patients")
+    answer = datasets.load_answer_key("patients")
+
+    figure = widgets.plot_column(raw_patients, result, "sex")
+
+    before, after = figure.axes
+    assert len(before.patches) == 10
+    assert before.patches[0].get_width() == raw_patients["sex"].value_counts().iloc[0]
+    labels = [label.get_text() for label in after.get_yticklabels()]
+    widths = dict(zip(labels, (bar.get_width() for bar in after.patches), strict=True))
+    assert widths == {
+        "F": (answer["sex"] == "F").sum(),
+        "M": (answer["sex"] == "M").sum(),
+        "<missing>": answer["sex"].isna().sum(),
+    }
+
+
+def test_plot_column_numeric_histograms(raw_visits: pd.DataFrame) -> None:
+    result = widgets.clean_table(raw_visits, "visits")
+
+    figure = widgets.plot_column(raw_visits, result, "age")
+
+    before, after = figure.axes
+    assert sum(bar.get_height() for bar in before.patches) == len(raw_visits)
+    assert sum(bar.get_height() for bar in after.patches) == 6117

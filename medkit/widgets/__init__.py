@@ -6,10 +6,12 @@ that function directly. Stage groups live in private modules and are imported
 here, so lessons only ever write ``from medkit import widgets``.
 """
 
+from medkit._fonts import use_cjk_fallback
 from medkit.widgets._digitize import (
     clean_table,
     cleaning_explorer,
     compare_column,
+    plot_column,
     plot_counts,
 )
 from medkit.widgets._intelligence import (
@@ -29,6 +31,10 @@ from medkit.widgets._welcome import (
     preview_file,
 )
 
+# Lessons label plots in Chinese and English, so every lesson that imports the
+# widgets gets a font with CJK glyphs.
+use_cjk_fallback()
+
 __all__ = [
     "LAB_MODELS",
     "STAGES",
@@ -43,6 +49,7 @@ __all__ = [
     "describe_threshold",
     "fit_lab_model",
     "model_lab",
+    "plot_column",
     "plot_counts",
     "plot_lab",
     "preview_file",

@@ -102,6 +102,50 @@ def plot_counts(result, *, ax=None):
     return ax.figure
 
 
+def plot_column(raw: pd.DataFrame, result, column: str, *, top: int = 10):
+    """Draw a column as written beside the same column after cleaning.
+
+    Numeric columns are drawn as histograms, so a unit mix-up shows as a second
+    peak before cleaning; other columns as bars of their most common values.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The raw table, every column as text.
+    result : medkit.digitize.CleanResult
+        The outcome of cleaning `raw`.
+    column : str
+        The column to draw.
+    top : int, default=10
+        How many of the most common values to draw for a text column.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    import matplotlib.pyplot as plt
+
+    figure, (before, after) = plt.subplots(1, 2, figsize=(9, 3))
+    clean = result.frame[column]
+    if pd.api.types.is_numeric_dtype(clean):
+        written = pd.to_numeric(raw[column], errors="coerce").dropna()
+        before.hist(written, bins=40, color="#8c8c8c")
+        after.hist(clean.dropna().astype(float), bins=40, color="#4c72b0")
+    else:
+        written = raw[column].value_counts().head(top)
+        cleaned = clean.astype("string").fillna("<missing>").value_counts().head(top)
+        before.barh(
+            [str(v) for v in written.index], written.to_numpy(), color="#8c8c8c"
+        )
+        after.barh([str(v) for v in cleaned.index], cleaned.to_numpy(), color="#4c72b0")
+        before.invert_yaxis()
+        after.invert_yaxis()
+    before.set_title(f"{column} as written ({len(raw)} rows)")
+    after.set_title(f"{column} after cleaning ({len(clean)} rows)")
+    figure.tight_layout()
+    return figure
+
+
 def cleaning_explorer(raw_dir: str | Path):
     """Build a widget to explore how the cleaning rules change each table.
 
@@ -152,6 +196,9 @@ def cleaning_explorer(raw_dir: str | Path):
             display(log)
             if column.value is not None:
                 display(compare_column(raw, result, column.value))
+                figure = plot_column(raw, result, column.value)
+                display(figure)
+                plt.close(figure)
 
     on_table()
     table.observe(on_table, names="value")
