@@ -21,11 +21,14 @@ course: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# JupyterLab refuses to start as root without --allow-root (containers, CI).
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=.
+	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG)
 
 lint: $(STAMP)
-	$(BIN)/ruff check medkit tests bench notebooks assignments
+	$(BIN)/ruff check medkit tests bench notebooks assignments nbgrader_config.py
 	$(BIN)/ruff format --check medkit tests bench
 
 bench: $(STAMP)

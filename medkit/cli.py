@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from medkit import __version__
-from medkit.course._paths import display_path
+from medkit.course._paths import BUILD_DIR, display_path
 from medkit.exceptions import MedkitError
 
 if TYPE_CHECKING:
@@ -37,16 +39,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        The exit status: 0 on success, 1 after a MedkitError, 130 when
-        interrupted. Without ``-v`` an error prints one line,
-        ``medkit: error: ...``, on stderr; with ``-v`` its traceback comes first.
+        The exit status: 0 on success, 1 after a MedkitError or an operating
+        system error such as a missing file, 130 when interrupted. Without
+        ``-v`` an error prints one line, ``medkit: error: ...``, on stderr;
+        with ``-v`` its traceback comes first.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
     _configure_logging(args.verbose)
     try:
-        args.run(args)
-    except MedkitError as error:
+        # Log lines go through tqdm, so a warning never lands inside a bar.
+        with logging_redirect_tqdm():
+            args.run(args)
+    except (MedkitError, OSError) as error:
         if args.verbose:
             traceback.print_exc()
         message = " ".join(line.strip() for line in str(error).splitlines())
@@ -124,14 +129,27 @@ def build_parser() -> argparse.ArgumentParser:
         commands, "datasets", "check or build the synthetic hospital data"
     )
     check = datasets.add_parser(
-        "check", help="check that the shipped datasets equal what the generator makes"
+        "check", help="check that dataset files equal what the generator makes"
+    )
+    _add_dataset_size(check)
+    check.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="folder to check (default: the shipped datasets/)",
     )
     check.set_defaults(run=_datasets_check)
-    make = datasets.add_parser("build", help="generate the synthetic hospital datasets")
-    make.add_argument("--patients", type=int, metavar="N", help="number of patients")
-    make.add_argument("--seed", type=int, metavar="S", help="random seed")
+    make = datasets.add_parser(
+        "build",
+        help="generate a synthetic hospital into a folder",
+        description=(
+            "Generate a synthetic hospital. --out is required so that the shipped "
+            "datasets/ folder is only replaced on purpose (--out datasets)."
+        ),
+    )
+    _add_dataset_size(make)
     make.add_argument(
-        "--out", type=Path, metavar="DIR", help="output folder (default: datasets/)"
+        "--out", type=Path, metavar="DIR", required=True, help="output folder"
     )
     make.set_defaults(run=_datasets_build)
 
@@ -139,15 +157,38 @@ def build_parser() -> argparse.ArgumentParser:
         "digitize", help="read, clean, encode and store the raw hospital exports"
     )
     digitize.add_argument(
-        "--raw", type=Path, metavar="DIR", help="folder of raw CSV exports"
+        "--raw",
+        type=Path,
+        metavar="DIR",
+        help="folder with patients.csv, visits.csv and labs.csv "
+        "(default: the shipped datasets/raw/)",
     )
-    digitize.add_argument("--db", metavar="URL", help="SQLAlchemy database URL")
+    digitize.add_argument(
+        "--db",
+        metavar="URL",
+        default=f"sqlite:///{BUILD_DIR / 'medkit.db'}",
+        help="SQLAlchemy database URL (default: %(default)s)",
+    )
     digitize.set_defaults(run=_digitize)
 
     # Accept -v after the command too; unset there, it keeps the value given before.
     for command in (build, run, release, grade, check, make, digitize):
         _add_verbose(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_dataset_size(parser: argparse.ArgumentParser) -> None:
+    # The defaults are medkit.datasets', which is imported only when it runs; a
+    # test checks that these help texts name them.
+    parser.add_argument(
+        "--patients",
+        type=int,
+        metavar="N",
+        help="number of clean patients (default: 2000, the shipped size)",
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="S", help="random seed (default: 2026)"
+    )
 
 
 def _add_verbose(parser: argparse.ArgumentParser, default: Any) -> None:
@@ -207,25 +248,24 @@ def _assignments_release(args: argparse.Namespace) -> None:
 def _grade(args: argparse.Namespace) -> None:
     from medkit.course.grading import grade_demos
 
-    _print_grades(
-        grade_demos(args.assignment, check=args.check, feedback=args.feedback)
-    )
+    reports = grade_demos(args.assignment, check=args.check, feedback=args.feedback)
+    _print_grades(reports, checked=args.check)
 
 
 def _datasets_check(args: argparse.Namespace) -> None:
     from medkit.datasets import check_datasets
 
-    files = check_datasets()
+    options = _given(n_patients=args.patients, seed=args.seed)
+    files = check_datasets(args.dir, **options)
     print(f"Datasets: {len(files)} files match the generator.")
 
 
 def _datasets_build(args: argparse.Namespace) -> None:
-    from medkit.datasets import data_dir, write_datasets
+    from medkit.datasets import write_datasets
 
     options = _given(n_patients=args.patients, seed=args.seed)
-    out = data_dir() if args.out is None else args.out
-    files = write_datasets(out, **options)
-    print(f"Wrote {len(files)} files to {out}.")
+    files = write_datasets(args.out, **options)
+    print(f"Wrote {len(files)} files to {args.out}.")
 
 
 def _digitize(args: argparse.Namespace) -> None:
@@ -259,12 +299,12 @@ def _print_releases(releases: list[Release]) -> None:
         print(f"  {release.assignment:<28} {display_path(release.directory)}")
 
 
-def _print_grades(reports: list[GradeReport]) -> None:
+def _print_grades(reports: list[GradeReport], *, checked: bool = True) -> None:
     print("Demo scores (points, designed):")
     for report in reports:
         print(f"  {report.assignment}  ({display_path(report.grades_csv)})")
         for score in report.scores:
-            if score.expected is None:
+            if score.expected is None or not checked:
                 designed, verdict = "-", ""
             else:
                 designed = f"{score.expected:g}"

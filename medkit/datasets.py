@@ -39,7 +39,7 @@ from medkit._hospital_export import (
 from medkit._hospital_faults import ExportedTable, format_dates, format_ids
 from medkit._hospital_readme import render_readme
 from medkit._hospital_truth import Truth, make_truth
-from medkit.exceptions import DatasetMismatchError
+from medkit.exceptions import DatasetMismatchError, DatasetParameterError
 
 __all__ = [
     "ANSWER_KEY_FILES",
@@ -156,8 +156,8 @@ def generate(
 
     Raises
     ------
-    ValueError
-        If ``n_patients`` is out of range.
+    DatasetParameterError
+        If ``n_patients`` is out of range or ``seed`` is negative.
 
     Examples
     --------
@@ -166,9 +166,13 @@ def generate(
     ['labs', 'notes', 'patient_services', 'patients', 'services', 'visits']
     """
     if not MIN_PATIENTS <= n_patients <= MAX_PATIENTS:
-        raise ValueError(
+        raise DatasetParameterError(
             f"n_patients must be between {MIN_PATIENTS} and {MAX_PATIENTS}, so that "
             f"every fault occurs and patient IDs fit in 6 digits. Got {n_patients}."
+        )
+    if seed < 0:
+        raise DatasetParameterError(
+            f"seed must be 0 or a positive integer. Got {seed}."
         )
     rng = np.random.default_rng(seed)
     reserved = reserved_counts(n_patients)
@@ -433,8 +437,7 @@ def check_datasets(
             command += f" --patients {n_patients}"
         if seed != DEFAULT_SEED:
             command += f" --seed {seed}"
-        if directory is not None:
-            command += f" --out {root}"
+        command += f" --out {root}"
         raise DatasetMismatchError(
             f"Dataset files in {root} do not match the generator (n_patients="
             f"{n_patients}, seed={seed}): {', '.join(problems)}. Rebuild them with "

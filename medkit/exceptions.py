@@ -80,6 +80,10 @@ class DatasetMismatchError(MedkitError, ValueError):
     """Shipped dataset files that differ from what the generator makes."""
 
 
+class DatasetParameterError(MedkitError, ValueError):
+    """A size or seed that the synthetic hospital generator cannot use."""
+
+
 class NotebookError(MedkitError, RuntimeError):
     """A lesson or assignment notebook that is malformed or fails to run."""
 

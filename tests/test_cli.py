@@ -16,6 +16,7 @@ import medkit.course.grading as grading
 import medkit.course.lessons as lessons
 from medkit import __version__
 from medkit.cli import main
+from medkit.course._paths import BUILD_DIR
 from medkit.course.grading import DemoScore, GradeReport, Release
 from medkit.course.lessons import LessonResult
 from medkit.exceptions import GradingError, NotebookError
@@ -240,16 +241,35 @@ def test_datasets_build_defaults(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     write = Recorder([])
-    fake_module(
-        monkeypatch,
-        "medkit.datasets",
-        write_datasets=write,
-        data_dir=Recorder(tmp_path),
-    )
+    fake_module(monkeypatch, "medkit.datasets", write_datasets=write)
 
-    main(["datasets", "build"])
+    main(["datasets", "build", "--out", str(tmp_path)])
 
     assert write.calls == [((tmp_path,), {})]
+
+
+def test_datasets_build_without_out_exits_2(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Writing into the shipped datasets/ must be asked for with --out datasets.
+    with pytest.raises(SystemExit) as caught:
+        main(["datasets", "build", "--patients", "100"])
+
+    assert caught.value.code == 2
+    assert "the following arguments are required: --out" in capsys.readouterr().err
+
+
+def test_datasets_help_names_library_defaults(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from medkit.datasets import DEFAULT_PATIENTS, DEFAULT_SEED
+
+    with pytest.raises(SystemExit):
+        main(["datasets", "build", "--help"])
+
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: {DEFAULT_PATIENTS}, the shipped size)" in help_text
+    assert f"(default: {DEFAULT_SEED})" in help_text
 
 
 def test_datasets_check_counts_files(
@@ -260,7 +280,7 @@ def test_datasets_check_counts_files(
 
     main(["datasets", "check"])
 
-    assert check.calls == [((), {})]
+    assert check.calls == [((None,), {})]
     assert capsys.readouterr().out == "Datasets: 2 files match the generator.\n"
 
 
@@ -298,7 +318,34 @@ def test_digitize_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
 
     main(["digitize"])
 
-    assert digitize.calls == [((), {"progress": False})]
+    assert digitize.calls == [
+        ((), {"url": f"sqlite:///{BUILD_DIR / 'medkit.db'}", "progress": False})
+    ]
+
+
+def test_datasets_check_passes_folder_and_size(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    check = Recorder([])
+    fake_module(monkeypatch, "medkit.datasets", check_datasets=check)
+
+    main(["datasets", "check", "--dir", str(tmp_path), "--patients", "300"])
+
+    assert check.calls == [((tmp_path,), {"n_patients": 300})]
+
+
+def test_main_missing_file_prints_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "no_such_folder"
+
+    status = main(["digitize", "--raw", str(missing), "--db", "sqlite://"])
+
+    error = capsys.readouterr().err
+    assert status == 1
+    assert error.startswith("medkit: error: ")
+    assert error.count("\n") == 1
+    assert str(missing) in error
 
 
 def test_course_build_runs_steps_in_order(

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from medkit import datasets
+from medkit.exceptions import DatasetParameterError
 from medkit.datasets import (
     DEFAULT_PATIENTS,
     RAW_ENCODINGS,
@@ -85,8 +86,15 @@ def test_generate_other_seed_differs() -> None:
 
 @pytest.mark.parametrize("n_patients", [99, 600_001], ids=["too_few", "too_many"])
 def test_generate_rejects_out_of_range(n_patients: int) -> None:
-    with pytest.raises(ValueError, match=f"between 100 and 600000.*Got {n_patients}"):
+    with pytest.raises(
+        DatasetParameterError, match=f"between 100 and 600000.*Got {n_patients}"
+    ):
         generate(n_patients=n_patients)
+
+
+def test_generate_rejects_negative_seed() -> None:
+    with pytest.raises(DatasetParameterError, match="seed must be 0 or a positive"):
+        generate(n_patients=100, seed=-1)
 
 
 def test_generate_clean_patient_count(default_data: datasets.HospitalData) -> None:

@@ -238,3 +238,12 @@ def test_run_lesson_warning_raises(tmp_path: Path) -> None:
         match=r"printed a warning in cell 4: .*FutureWarning: the old API",
     ):
         run_lesson(lesson, tmp_path / "out", html=False)
+
+
+@pytest.mark.notebook
+def test_run_lessons_only_by_number(tmp_path: Path) -> None:
+    results = run_lessons(
+        FIXTURES / "lessons", tmp_path, only=["00"], html=False, progress=False
+    )
+
+    assert [result.name for result in results] == ["00_vitals"]

@@ -1,0 +1,13 @@
+"""nbgrader settings for JupyterLab started in the repository root (``make lab``).
+
+The course root is ``assignments/``; its own ``nbgrader_config.py`` holds the
+course settings, loaded here so formgrader and the assignment list find them.
+"""
+
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (traitlets defines get_config when it loads this file)
+
+course_root = Path(__file__).resolve().parent / "assignments"
+c.CourseDirectory.root = str(course_root)
+load_subconfig(str(course_root / "nbgrader_config.py"))  # noqa: F821 (traitlets)
