@@ -14,6 +14,14 @@ from medkit.widgets._digitize import (
     plot_column,
     plot_counts,
 )
+from medkit.widgets._intelligence import (
+    LAB_MODELS,
+    ModelLab,
+    describe_threshold,
+    fit_lab_model,
+    model_lab,
+    plot_lab,
+)
 from medkit.widgets._welcome import (
     STAGES,
     Stage,
@@ -28,7 +36,9 @@ from medkit.widgets._welcome import (
 use_cjk_fallback()
 
 __all__ = [
+    "LAB_MODELS",
     "STAGES",
+    "ModelLab",
     "Stage",
     "clean_table",
     "cleaning_explorer",
@@ -36,7 +46,11 @@ __all__ = [
     "course_map",
     "data_browser",
     "describe_stage",
+    "describe_threshold",
+    "fit_lab_model",
+    "model_lab",
     "plot_column",
     "plot_counts",
+    "plot_lab",
     "preview_file",
 ]

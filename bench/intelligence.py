@@ -1,0 +1,197 @@
+"""Benchmark of stage 2: 5-fold cross-validation of a random forest on 100,000 visits.
+
+The script generates the synthetic hospital with ``medkit.datasets.generate``
+(34,000 patients by default), builds the readmission features of its clean
+visits with ``medkit.intelligence.visit_features`` and keeps the first
+``--visits`` rows (100,000 by default). It then times, in separate child
+processes so that each starts with the same memory:
+
+* ``medkit``: ``readmission_data`` (which checks the table) and
+  ``cross_validate_model(data, "forest", n_splits=5)``;
+* ``sklearn``: the same pipeline built by hand from scikit-learn classes, the
+  same ``StratifiedGroupKFold`` folds, and ``sklearn.model_selection.cross_validate``.
+
+Both children compute the folds themselves with the same seed, so they fit the
+same forests on the same rows. The script checks that their fold AUROCs are
+equal. Each task runs ``--repeat`` times, alternating, and the fastest run
+counts. The script prints both times, their ratio (target: at most 1.1) and the
+peak memory of each task: the increase of the child's peak resident set size
+over its size once the features are built.
+
+Run it with ``python bench/intelligence.py``. The resident set size comes from
+/proc or ``resource.getrusage``, so the script runs on Linux and macOS only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+TIME_TARGET = 1.1
+SEED = 2026
+
+
+def _peak_rss_mib() -> float:
+    # On Linux, ru_maxrss survives fork and exec, so a child would start with the
+    # parent's peak. VmHWM is the peak of this process image alone.
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
+
+
+def _features(n_patients: int, n_visits: int):
+    from medkit import datasets, intelligence
+
+    data = datasets.generate(n_patients=n_patients, seed=SEED)
+    features = intelligence.visit_features(data.answer_key)
+    if len(features) < n_visits:
+        raise SystemExit(
+            f"{n_patients} patients give only {len(features)} visits; "
+            f"raise --patients to get {n_visits}."
+        )
+    return features.iloc[:n_visits].reset_index(drop=True)
+
+
+def _run_medkit(features, trees: int, jobs: int) -> list[float]:
+    from medkit import intelligence
+
+    data = intelligence.readmission_data(features)
+    scores = intelligence.cross_validate_model(
+        data, "forest", n_splits=5, n_estimators=trees, seed=SEED, n_jobs=jobs
+    )
+    return scores["auroc"].tolist()
+
+
+def _run_sklearn(features, trees: int, jobs: int) -> list[float]:
+    import numpy as np
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.model_selection import StratifiedGroupKFold, cross_validate
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from medkit.intelligence import CATEGORICAL, NUMERIC, OUTCOME
+
+    inputs = features[list(NUMERIC)].astype("float64")
+    for column in CATEGORICAL:
+        values = features[column].astype(object)
+        inputs[column] = values.where(values.notna(), np.nan)
+    outcome = features[OUTCOME].to_numpy(dtype=np.int64)
+    patients = features["patient_id"].to_numpy(dtype=object)
+
+    numeric = Pipeline(
+        [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
+    )
+    categorical = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            ("one_hot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
+        ]
+    )
+    forest = RandomForestClassifier(
+        n_estimators=trees, min_samples_leaf=5, random_state=SEED, n_jobs=jobs
+    )
+    pipeline = Pipeline(
+        [
+            (
+                "preprocess",
+                ColumnTransformer(
+                    [
+                        ("numeric", numeric, list(NUMERIC)),
+                        ("categorical", categorical, list(CATEGORICAL)),
+                    ],
+                    verbose_feature_names_out=False,
+                ),
+            ),
+            ("model", forest),
+        ]
+    )
+    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=SEED)
+    folds = list(splitter.split(inputs, outcome, patients))
+    scores = cross_validate(pipeline, inputs, outcome, cv=folds, scoring="roc_auc")
+    return scores["test_score"].tolist()
+
+
+def _child(task: str, n_patients: int, n_visits: int, trees: int, jobs: int) -> None:
+    """Run one measured task and print its seconds, peak memory and AUROCs as JSON."""
+    features = _features(n_patients, n_visits)
+    run = _run_medkit if task == "medkit" else _run_sklearn
+    baseline = _peak_rss_mib()
+    start = time.perf_counter()
+    aurocs = run(features, trees, jobs)
+    seconds = time.perf_counter() - start
+    peak = _peak_rss_mib() - baseline
+    print(json.dumps({"seconds": seconds, "peak_mib": peak, "aurocs": aurocs}))
+
+
+def _measure(task: str, args: argparse.Namespace) -> dict:
+    command = [sys.executable, __file__, "--child", task]
+    command += ["--patients", str(args.patients), "--visits", str(args.visits)]
+    command += ["--trees", str(args.trees), "--jobs", str(args.jobs)]
+    child = subprocess.run(command, capture_output=True, text=True)
+    if child.returncode:
+        raise SystemExit(f"The {task} run failed:\n{child.stderr}")
+    return json.loads(child.stdout.splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--patients", type=int, default=34_000, help="patients to generate"
+    )
+    parser.add_argument(
+        "--visits", type=int, default=100_000, help="visits (rows) to cross-validate"
+    )
+    parser.add_argument("--trees", type=int, default=100, help="trees per forest")
+    parser.add_argument(
+        "--jobs", type=int, default=-1, help="processes per forest; -1 uses every core"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of each task, of which the fastest counts",
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.patients, args.visits, args.trees, args.jobs)
+        return
+
+    print(
+        f"{args.visits:,} visits, 5 patient-grouped folds, random forest of "
+        f"{args.trees} trees (n_jobs={args.jobs}), {args.repeat} runs per task"
+    )
+    runs: dict[str, list[dict]] = {"sklearn": [], "medkit": []}
+    for _ in range(args.repeat):
+        for task in runs:
+            runs[task].append(_measure(task, args))
+
+    fastest = {
+        task: min(done, key=lambda run: run["seconds"]) for task, done in runs.items()
+    }
+    peak = {task: max(run["peak_mib"] for run in done) for task, done in runs.items()}
+    for task, label in (
+        ("sklearn", "plain scikit-learn cross_validate:"),
+        ("medkit", "medkit cross_validate_model:      "),
+    ):
+        print(f"{label} {fastest[task]['seconds']:7.2f} s   peak +{peak[task]:.0f} MiB")
+
+    same = fastest["medkit"]["aurocs"] == fastest["sklearn"]["aurocs"]
+    aurocs = ", ".join(f"{value:.4f}" for value in fastest["medkit"]["aurocs"])
+    print(f"fold AUROCs: {aurocs} ({'identical' if same else 'DIFFERENT'} in both)")
+    ratio = fastest["medkit"]["seconds"] / fastest["sklearn"]["seconds"]
+    print(f"time ratio:  {ratio:.3f} (target <= {TIME_TARGET:g})")
+
+
+if __name__ == "__main__":
+    main()
