@@ -22,6 +22,11 @@ from medkit.widgets._intelligence import (
     model_lab,
     plot_lab,
 )
+from medkit.widgets._personalize import (
+    highlight_terms,
+    recommendation_view,
+    recommender,
+)
 from medkit.widgets._welcome import (
     STAGES,
     Stage,
@@ -48,9 +53,12 @@ __all__ = [
     "describe_stage",
     "describe_threshold",
     "fit_lab_model",
+    "highlight_terms",
     "model_lab",
     "plot_column",
     "plot_counts",
     "plot_lab",
     "preview_file",
+    "recommendation_view",
+    "recommender",
 ]
