@@ -33,6 +33,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/digitize.py
+	$(BIN)/python bench/intelligence.py
+	$(BIN)/python bench/personalize.py
 
 clean:
 	rm -rf build

@@ -12,7 +12,6 @@ import pandas as pd
 import pytest
 
 from medkit import datasets
-from medkit.exceptions import DatasetParameterError
 from medkit.datasets import (
     DEFAULT_PATIENTS,
     RAW_ENCODINGS,
@@ -24,7 +23,7 @@ from medkit.datasets import (
     raw_path,
     write_datasets,
 )
-from medkit.exceptions import DatasetMismatchError
+from medkit.exceptions import DatasetMismatchError, DatasetParameterError
 
 MISSING = ["", "NA", "N/A", "NULL", "-", "未知"]
 DAY_FIRST = r"^\d{2}/\d{2}/\d{4}$"

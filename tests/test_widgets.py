@@ -30,6 +30,20 @@ def test_describe_stage_names_formula() -> None:
     assert "03_networking.ipynb" in text
 
 
+def test_describe_stage_marks_unreleased_stage() -> None:
+    assert "in preparation" in widgets.describe_stage("networking")
+    assert "in preparation" not in widgets.describe_stage("digitization")
+
+
+def test_stages_ready_match_lesson_files() -> None:
+    from medkit.course.lessons import find_lessons
+
+    lessons = {path.name for path in find_lessons()}
+
+    for stage in widgets.STAGES:
+        assert stage.ready == (stage.lesson in lessons), stage.key
+
+
 def test_describe_stage_unknown_raises() -> None:
     with pytest.raises(KeyError, match="stage 'billing' not found"):
         widgets.describe_stage("billing")

@@ -14,7 +14,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage of the course: a property of digital healthcare and its lesson."""
+    """One stage of the course: a property of digital healthcare and its lesson.
+
+    ``ready`` is False for a stage whose lesson and module are not released yet.
+    """
 
     key: str
     title: str
@@ -24,6 +27,7 @@ class Stage:
     how: str
     lesson: str
     module: str
+    ready: bool = True
 
 
 STAGES: tuple[Stage, ...] = (
@@ -69,6 +73,7 @@ STAGES: tuple[Stage, ...] = (
         ),
         lesson="03_networking.ipynb",
         module="medkit.network",
+        ready=False,
     ),
     Stage(
         key="personalization",
@@ -115,7 +120,8 @@ def describe_stage(key: str) -> str:
         f"<p><b>What it means.</b> {html.escape(stage.meaning)}</p>"
         f"<p><b>How it is done.</b> {html.escape(stage.how)}</p>"
         f"<p><b>Where.</b> lesson <code>{stage.lesson}</code>, "
-        f"module <code>{stage.module}</code></p>"
+        f"module <code>{stage.module}</code>"
+        f"{'' if stage.ready else ' (in preparation: not in this release yet)'}</p>"
     )
 
 
