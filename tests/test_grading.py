@@ -264,3 +264,17 @@ def test_real_assignment_demos_score_as_designed(
 
     assert report.mismatches == []
     assert snapshot(COURSE_DIR) == before
+
+
+def test_release_while_locked_raises(tmp_path: Path) -> None:
+    import fcntl
+
+    build = tmp_path / "build"
+    build.mkdir()
+    with open(build / ".nbgrader.lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+
+        with pytest.raises(GradingError, match="Another medkit release or grading"):
+            release_assignments(course_dir=FIXTURE_COURSE, build_dir=build)
+
+    assert not (build / "nbgrader").exists()

@@ -22,6 +22,7 @@ Examples
 from __future__ import annotations
 
 import csv
+import fcntl
 import logging
 import math
 import os
@@ -71,6 +72,8 @@ logger = logging.getLogger(__name__)
 COURSE_DIR = PROJECT_DIR / "assignments"
 CONFIG_FILE = "nbgrader_config.py"
 DEMO_DIR = "demo"
+LOCK_FILE = ".nbgrader.lock"
+"""File in the build folder that a release or grading run holds locked."""
 SCORE_TOLERANCE = 1e-6
 
 
@@ -213,12 +216,14 @@ def release_assignments(
     Raises
     ------
     GradingError
-        If the assignment does not exist or nbgrader fails on it.
+        If the assignment does not exist, nbgrader fails on it, or another
+        release or grading run is using the same ``build_dir``.
     """
     course = _Course(course_dir, build_dir)
     names = course.select(assignment)
-    course.prepare()
-    return [course.release(name) for name in names]
+    with _exclusive(course.build_dir):
+        course.prepare()
+        return [course.release(name) for name in names]
 
 
 def grade_demos(
@@ -257,7 +262,8 @@ def grade_demos(
     Raises
     ------
     GradingError
-        If an assignment or its demo folder is invalid, nbgrader fails, or, with
+        If an assignment or its demo folder is invalid, nbgrader fails, another
+        release or grading run is using the same ``build_dir``, or, with
         ``check``, a score differs from the designed one. Every assignment is
         graded and exported before a difference is raised.
     """
@@ -267,12 +273,15 @@ def grade_demos(
     demos = {
         name: _load_demos(course.source_root / DEMO_DIR / name, check) for name in names
     }
-    course.prepare()
     reports = []
-    for name in names:
-        course.release(name)
-        report = course.grade(name, *demos[name], feedback=feedback, progress=progress)
-        reports.append(report)
+    with _exclusive(course.build_dir):
+        course.prepare()
+        for name in names:
+            course.release(name)
+            report = course.grade(
+                name, *demos[name], feedback=feedback, progress=progress
+            )
+            reports.append(report)
 
     differences = [
         f"{report.assignment} '{score.submission}' scored {score.score:g}, "
@@ -502,6 +511,29 @@ class _NbgraderLog(logging.LoggerAdapter):
             if lines:
                 return lines[-1]
         return "nbgrader logged no error; run with -vv to see its log."
+
+
+@contextmanager
+def _exclusive(build_dir: Path) -> Iterator[None]:
+    """Hold a lock on ``build_dir`` so that two runs never share one gradebook.
+
+    Two processes that rebuild ``build/nbgrader/`` at once delete each other's
+    files and corrupt the gradebook, so the second one fails at once instead.
+    """
+    build_dir.mkdir(parents=True, exist_ok=True)
+    with open(build_dir / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GradingError(
+                f"Another medkit release or grading run is using "
+                f"{display_path(build_dir)}; wait for it to finish, or pass "
+                "another build_dir."
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager
