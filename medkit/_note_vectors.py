@@ -6,6 +6,7 @@ See :mod:`medkit.personalize` for the tokens, their limits and the whole pipelin
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -15,7 +16,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from medkit._neighbors import top_k
-from medkit._text import tokenize
+from medkit._text import counted, tokenize
 from medkit.exceptions import (
     MissingColumnError,
     NeighborCountError,
@@ -133,7 +134,8 @@ def vectorize_notes(
         )
     if not any(tokenize(text) for text in texts):
         raise NoteTextError(
-            f"None of the {len(texts)} patients' notes has usable text: each is "
+            f"None of the notes of {counted(len(texts), 'patient')} has usable "
+            "text: each is "
             "empty, blank or made only of stop words such as 'patient' or '患者'. "
             f"Check that {text_column!r} is the column with the note text."
         )
@@ -149,10 +151,11 @@ def vectorize_notes(
     )
     if len(vectors.blank):
         logger.warning(
-            "%d of %d patients have notes without usable text, so they get no "
+            "%d of %d patients %s notes without usable text, so they get no "
             "neighbours and are nobody's neighbour",
             len(vectors.blank),
             len(vectors),
+            "has" if len(vectors.blank) == 1 else "have",
         )
     logger.info("Vectorized the notes of %d patients into %d terms", *matrix.shape)
     return vectors
@@ -178,8 +181,9 @@ def nearest_neighbors(
     ----------
     vectors : NoteVectors
         From :func:`vectorize_notes`.
-    patient_ids : str or iterable of str, optional
-        The patients to find neighbours for. All patients by default.
+    patient_ids : str, int or iterable of str, optional
+        The patients to find neighbours for, or one patient. All patients by
+        default. A number is looked up as text, such as 9 as "9".
     k : int, default=10
         Neighbours per patient, from 1 to the number of other patients.
     min_similarity : float, default=0.0
@@ -206,7 +210,8 @@ def nearest_neighbors(
         If there is only one patient, or ``k`` is below 1 or larger than the
         number of other patients.
     PersonalizeError
-        If ``min_similarity`` is outside [0, 1) or ``chunk_size`` is below 1.
+        If ``patient_ids`` is neither an ID nor an iterable of IDs,
+        ``min_similarity`` is outside [0, 1) or ``chunk_size`` is below 1.
 
     Examples
     --------
@@ -217,8 +222,9 @@ def nearest_neighbors(
       patient_id  rank neighbor_id  similarity
     0          1     1           2         1.0
     """
-    check_search(vectors, k, min_similarity, chunk_size)
+    # An unknown patient is the likelier mistake, so it is reported before k.
     rows = rows_of(vectors, patient_ids)
+    check_search(vectors, k, min_similarity, chunk_size)
     indices, similarities = top_k(
         vectors.matrix,
         k,
@@ -328,8 +334,8 @@ def _texts_by_patient(
 
 
 def _unknown_patient(patient_id: object, known: pd.Index) -> UnknownPatientError:
-    message = f"Patient {patient_id!r} not found among the {len(known)} patients "
-    message += "with notes."
+    message = f"Patient {patient_id!r} not found among the "
+    message += f"{counted(len(known), 'patient')} with notes."
     padded = str(patient_id).strip().zfill(6)
     if padded != str(patient_id) and padded in known:
         message += f" Did you mean {padded!r}? Patient IDs are text with leading zeros."
@@ -339,11 +345,20 @@ def _unknown_patient(patient_id: object, known: pd.Index) -> UnknownPatientError
 def rows_of(
     vectors: NoteVectors, patient_ids: str | Iterable[str] | None
 ) -> np.ndarray:
-    """Return the rows of the given patients, or of all when None."""
+    """Return the rows of the given patients, or of all when None.
+
+    A single ID may be a string or a number. A number is looked up as text, so
+    an unknown one raises UnknownPatientError with a hint about leading zeros.
+    """
     if patient_ids is None:
         return np.arange(len(vectors))
-    if isinstance(patient_ids, str):
+    if isinstance(patient_ids, str | numbers.Number):
         patient_ids = [patient_ids]
+    if not isinstance(patient_ids, Iterable):
+        raise PersonalizeError(
+            f"patient_ids must be a patient ID or a list of patient IDs, but got "
+            f"{type(patient_ids).__name__} {patient_ids!r}."
+        )
     return np.array([vectors.position(pid) for pid in patient_ids], dtype=np.int64)
 
 
@@ -367,8 +382,8 @@ def check_search(
         )
     if k > others:
         raise NeighborCountError(
-            f"k={k} is larger than the {others} other patients. Choose k of at most "
-            f"{others}.",
+            f"k={k} is larger than the {counted(others, 'other patient')}. Choose k "
+            f"of at most {others}.",
             k=k,
             available=others,
         )

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medkit._fonts import use_cjk_fallback
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
@@ -42,6 +44,9 @@ def plot_similarity_heatmap(
 
     from medkit._note_vectors import similarity_matrix
 
+    # Labels may be Chinese (diagnoses, departments), which matplotlib's default
+    # font, DejaVu Sans, lacks.
+    use_cjk_fallback()
     matrix = similarity_matrix(vectors, list(patient_ids))
     names = [
         f"{pid} {labels[pid]}" if labels and pid in labels else pid
@@ -79,6 +84,7 @@ def plot_score_distributions(evaluation: Evaluation, *, axes=None) -> Figure:
     """
     import matplotlib.pyplot as plt
 
+    use_cjk_fallback()
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     left, right = axes

@@ -16,6 +16,7 @@ from medkit._note_vectors import (
     check_search,
     neighbor_frame,
 )
+from medkit._text import counted
 from medkit.exceptions import MissingColumnError, PersonalizeError
 
 logger = logging.getLogger(__name__)
@@ -82,11 +83,12 @@ def recommend(
     MissingColumnError
         If ``received`` or ``catalogue`` lacks a required column.
     """
+    # An unknown patient is reported before a k that is too large for the notes.
+    row = vectors.position(patient_id)
     check_search(vectors, k, min_similarity, chunk_size=1)
     _check_top_n(top_n)
     codes = _services.service_codes(received, catalogue)
     services = _services.service_matrix(received, codes, vectors.patient_ids)
-    row = vectors.position(patient_id)
     indices, similarities = top_k(
         vectors.matrix, k, queries=np.array([row]), min_similarity=min_similarity
     )
@@ -226,7 +228,7 @@ def evaluate(
         )
     skipped = len(vectors) - len(rows)
     if skipped:
-        logger.info("Skipped %d patients who received no service", skipped)
+        logger.info("Skipped %s who received no service", counted(skipped, "patient"))
 
     hidden = _hidden_services(
         services, rows, vectors.patient_ids[rows], received, codes, hide, seed
@@ -341,8 +343,13 @@ def _top_shared_terms(
 def _reason(weights: np.ndarray, n_neighbors: int, terms: list[str]) -> str:
     low, high = f"{weights.min():.2f}", f"{weights.max():.2f}"
     similarity = low if low == high else f"{low} to {high}"
+    supporters = (
+        "the only similar patient"
+        if n_neighbors == 1
+        else f"{len(weights)} of {n_neighbors} similar patients"
+    )
     return (
-        f"Received by {len(weights)} of {n_neighbors} similar patients "
+        f"Received by {supporters} "
         f"(similarity {similarity}). Shared terms: {', '.join(terms)}."
     )
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from medkit._text import counted
 from medkit.exceptions import MissingColumnError, UnknownServiceError
 
 logger = logging.getLogger(__name__)
@@ -38,12 +39,15 @@ def service_codes(received: pd.DataFrame, catalogue: pd.DataFrame | None) -> pd.
         names = sorted(set(written[unknown]))
         # Spreadsheet rows: the header is row 1 and the first record row 2.
         rows = [int(position) + 2 for position in np.flatnonzero(unknown)[:10]]
-        listed_codes = ", ".join(repr(code) for code in names[:10])
+        n_unknown = int(unknown.sum())
+        have_codes = "has a code that is" if n_unknown == 1 else "have codes that are"
+        listed_codes = _first_ten([repr(code) for code in names], len(names))
+        listed_rows = _first_ten([str(row) for row in rows], n_unknown)
         raise UnknownServiceError(
-            f"{int(unknown.sum())} received services have codes that are not in "
-            f"the catalogue of {len(codes)} services: {listed_codes} (first rows "
-            f"{', '.join(map(str, rows))}). Correct the codes or add them to the "
-            "catalogue (services.csv).",
+            f"{counted(n_unknown, 'received service')} {have_codes} not in the "
+            f"catalogue of {counted(len(codes), 'service')}: {listed_codes} "
+            f"({'row' if n_unknown == 1 else 'rows'} {listed_rows}). Correct the "
+            "codes or add them to the catalogue (services.csv).",
             codes=names,
             rows=rows,
         )
@@ -63,8 +67,8 @@ def service_matrix(
     known = (patient >= 0) & (service >= 0)
     if not known.all():
         logger.warning(
-            "Ignored %d received services of patients without a note",
-            int((~known).sum()),
+            "Ignored %s of patients without a note",
+            counted(int((~known).sum()), "received service"),
         )
     matrix = sp.csr_matrix(
         (np.ones(int(known.sum())), (patient[known], service[known])),
@@ -137,3 +141,11 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...], name: str) -
             f"{', '.join(map(str, frame.columns)) or 'none'}).",
             column=missing[0],
         )
+
+
+def _first_ten(values: list[str], total: int) -> str:
+    """Join the first 10 values and append how many of ``total`` are left out."""
+    text = ", ".join(values[:10])
+    if total > 10:
+        text += f" and {total - 10} more"
+    return text

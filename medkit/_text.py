@@ -185,3 +185,9 @@ def tokenize(text: str) -> list[str]:
         else:
             tokens.extend(run[i : i + 2] for i in range(len(run) - 1))
     return tokens
+
+
+def counted(number: int, singular: str, plural: str | None = None) -> str:
+    """Return a count and its noun, such as "1 patient" or "3 patients"."""
+    noun = singular if number == 1 else (plural or f"{singular}s")
+    return f"{number} {noun}"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import subprocess
+import sys
 
 import matplotlib
 import numpy as np
@@ -16,6 +18,8 @@ from sklearn.preprocessing import normalize
 
 from medkit import datasets
 from medkit._neighbors import top_k
+from medkit._recommend import _reason
+from medkit._text import counted
 from medkit.exceptions import (
     MedkitError,
     MissingColumnError,
@@ -454,7 +458,7 @@ def test_evaluate_skips_patients_without_services(
         result = evaluate(vectors, received, CATALOGUE, k=2, hide="latest")
 
     assert "P5" not in result.per_patient["patient_id"].tolist()
-    assert "Skipped 1 patients who received no service" in caplog.text
+    assert "Skipped 1 patient who received no service" in caplog.text
 
 
 # plots
@@ -468,6 +472,35 @@ def test_plot_similarity_heatmap_shows_matrix(three: NoteVectors) -> None:
     assert image[0, 1] == pytest.approx(0.732360, abs=1e-6)
     labels = [label.get_text() for label in figure.axes[0].get_yticklabels()]
     assert labels == ["P1 J18", "P2", "P3"]
+
+
+CHINESE_HEATMAP = """
+import warnings
+
+import matplotlib
+import pandas as pd
+
+matplotlib.use("Agg")
+from medkit.personalize import plot_similarity_heatmap, vectorize_notes
+
+notes = pd.DataFrame({"patient_id": ["P1", "P2"], "text": ["发热 咳嗽", "发热"]})
+vectors = vectorize_notes(notes)
+with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    figure = plot_similarity_heatmap(vectors, ["P1", "P2"], labels={"P1": "心内科"})
+    figure.canvas.draw()
+"""
+
+
+def test_plot_similarity_heatmap_chinese_labels_no_warning() -> None:
+    # A fresh interpreter, because importing medkit.widgets elsewhere in the
+    # session would register the CJK font before the plot function is called.
+    result = subprocess.run(
+        [sys.executable, "-c", CHINESE_HEATMAP], capture_output=True, text=True
+    )
+
+    assert "medkit.widgets" not in CHINESE_HEATMAP
+    assert result.returncode == 0, result.stderr
 
 
 def test_plot_score_distributions_two_panels(evaluation_case) -> None:
@@ -492,7 +525,7 @@ def test_vectorize_notes_no_usable_text(texts: list) -> None:
     notes = pd.Series(texts, index=["1", "2"])
 
     with pytest.raises(
-        NoteTextError, match=r"None of the 2 patients' notes has usable text"
+        NoteTextError, match=r"None of the notes of 2 patients has usable text"
     ):
         vectorize_notes(notes)
 
@@ -520,7 +553,7 @@ def test_blank_note_among_others(clinic, caplog: pytest.LogCaptureFixture) -> No
         vectors = vectorize_notes(notes)
     neighbors = nearest_neighbors(vectors, k=4)
 
-    assert "1 of 5 patients have notes without usable text" in caplog.text
+    assert "1 of 5 patients has notes without usable text" in caplog.text
     assert list(vectors.blank) == ["P5"]
     assert similarity_matrix(vectors, ["P1", "P5"]).loc["P1", "P5"] == 0.0
     assert "P5" not in set(neighbors["patient_id"]) | set(neighbors["neighbor_id"])
@@ -572,6 +605,47 @@ def test_unknown_patient_hints_leading_zeros(hospital) -> None:
     assert isinstance(caught.value, KeyError)
 
 
+def test_nearest_neighbors_number_id_hints_leading_zeros(hospital) -> None:
+    vectors, _, _ = hospital
+
+    with pytest.raises(UnknownPatientError, match=r"Did you mean '000009'") as caught:
+        nearest_neighbors(vectors, 9, k=5)
+
+    assert caught.value.patient_id == 9
+
+
+def test_nearest_neighbors_single_id_string(three: NoteVectors) -> None:
+    result = nearest_neighbors(three, "P2", k=2)
+
+    # P3 shares no term with P2, and only similarities above 0 are kept.
+    assert result["patient_id"].tolist() == ["P2"]
+    assert result["neighbor_id"].tolist() == ["P1"]
+
+
+def test_nearest_neighbors_patient_ids_not_iterable(three: NoteVectors) -> None:
+    with pytest.raises(
+        PersonalizeError, match=r"patient_ids must be a patient ID or a list"
+    ):
+        nearest_neighbors(three, object(), k=1)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda v, r: recommend(v, r, "Z", catalogue=CATALOGUE),
+        lambda v, r: nearest_neighbors(v, "Z"),
+    ],
+    ids=["recommend", "nearest_neighbors"],
+)
+def test_unknown_patient_before_default_k(call) -> None:
+    # Five patients have 4 others, fewer than the default k=10.
+    vectors = vectorize_notes(notes_of("fever", "cough", "rash", "knee", "fall"))
+    received = received_of(("P1", "S1", "2024-01-01"))
+
+    with pytest.raises(UnknownPatientError, match=r"Patient 'Z' not found among the 5"):
+        call(vectors, received)
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -597,7 +671,7 @@ def test_services_not_in_catalogue(clinic) -> None:
     with pytest.raises(
         UnknownServiceError,
         match=r"2 received services have codes that are not in the catalogue of 6 "
-        r"services: 'S99', 'X1' \(first rows 8, 9\)",
+        r"services: 'S99', 'X1' \(rows 8, 9\)",
     ) as caught:
         recommend(
             vectors, received.reset_index(drop=True), "P1", catalogue=CATALOGUE, k=2
@@ -605,6 +679,61 @@ def test_services_not_in_catalogue(clinic) -> None:
 
     assert caught.value.codes == ["S99", "X1"]
     assert caught.value.rows == [8, 9]
+
+
+def test_service_not_in_catalogue_singular(clinic) -> None:
+    vectors, received = clinic
+    received = pd.concat([received, received_of(("P2", "S99", "2024-01-01"))])
+
+    with pytest.raises(
+        UnknownServiceError,
+        match=r"^1 received service has a code that is not in the catalogue of 6 "
+        r"services: 'S99' \(row 8\)\. Correct",
+    ):
+        recommend(
+            vectors, received.reset_index(drop=True), "P1", catalogue=CATALOGUE, k=2
+        )
+
+
+def test_services_not_in_catalogue_beyond_ten(clinic) -> None:
+    vectors, received = clinic
+    unknown = [("P2", f"X{i:02d}", "2024-01-01") for i in range(12)]
+    received = pd.concat([received, received_of(*unknown)]).reset_index(drop=True)
+
+    with pytest.raises(
+        UnknownServiceError,
+        match=r"12 received services have codes that are not in the catalogue of 6 "
+        r"services: 'X00', .*, 'X09' and 2 more \(rows 8, 9, .*, 17 and 2 more\)",
+    ) as caught:
+        recommend(vectors, received, "P1", catalogue=CATALOGUE, k=2)
+
+    assert caught.value.rows == list(range(8, 18))
+
+
+def test_messages_singular_counts() -> None:
+    vectors = vectorize_notes(notes_of("fever", "fever cough"))
+
+    with pytest.raises(
+        NeighborCountError,
+        match=r"k=2 is larger than the 1 other patient\. Choose k of at most 1\.",
+    ):
+        nearest_neighbors(vectors, k=2)
+    with pytest.raises(
+        UnknownPatientError, match=r"not found among the 1 patient with notes\."
+    ):
+        shared_terms(vectorize_notes(notes_of("fever")), "P1", "P9")
+    assert _reason(np.array([0.5]), 1, ["fever"]) == (
+        "Received by the only similar patient (similarity 0.50). Shared terms: fever."
+    )
+
+
+@pytest.mark.parametrize(
+    ("number", "expected"),
+    [(0, "0 patients"), (1, "1 patient"), (2, "2 patients")],
+    ids=["zero", "one", "two"],
+)
+def test_counted_noun_agrees(number: int, expected: str) -> None:
+    assert counted(number, "patient") == expected
 
 
 def test_evaluate_no_patient_has_services(three: NoteVectors) -> None:
