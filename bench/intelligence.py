@@ -16,7 +16,13 @@ same forests on the same rows. The script checks that their fold AUROCs are
 equal. Each task runs ``--repeat`` times, alternating, and the fastest run
 counts. The script prints both times, their ratio (target: at most 1.1) and the
 peak memory of each task: the increase of the child's peak resident set size
-over its size once the features are built.
+over its size once the features are built. For each target (equal fold AUROCs,
+time ratio) it prints whether it is met.
+
+The load of the machine moves the time ratio by about +-10% from one run to the
+next (an estimate from repeated runs on one shared machine). So a ratio just
+above 1.1 on a busy machine is not by itself a regression. Run the script again
+with a higher ``--repeat`` on an idle machine before acting on it.
 
 Run it with ``python bench/intelligence.py``. The resident set size comes from
 /proc or ``resource.getrusage``, so the script runs on Linux and macOS only.
@@ -189,8 +195,17 @@ def main() -> None:
     same = fastest["medkit"]["aurocs"] == fastest["sklearn"]["aurocs"]
     aurocs = ", ".join(f"{value:.4f}" for value in fastest["medkit"]["aurocs"])
     print(f"fold AUROCs: {aurocs} ({'identical' if same else 'DIFFERENT'} in both)")
+    print(f"  target identical AUROCs: {_verdict(same)}")
     ratio = fastest["medkit"]["seconds"] / fastest["sklearn"]["seconds"]
-    print(f"time ratio:  {ratio:.3f} (target <= {TIME_TARGET:g})")
+    print(f"time ratio:  {ratio:.3f}")
+    print(
+        f"  target ratio <= {TIME_TARGET:g}: {_verdict(ratio <= TIME_TARGET)} "
+        "(machine load moves the ratio by about +-10%)"
+    )
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "NOT MET"
 
 
 if __name__ == "__main__":

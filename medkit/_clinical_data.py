@@ -127,9 +127,9 @@ def check_outcome(frame: pd.DataFrame, outcome: str) -> None:
     missing = np.flatnonzero(values.isna().to_numpy())
     if len(missing):
         raise OutcomeError(
-            f"Outcome {outcome!r} is missing in {count_rows(len(missing))} "
-            f"(positions {_positions(missing)}). A model cannot learn from an "
-            "unknown outcome: drop those rows or complete them from the records.",
+            f"Outcome {outcome!r} is missing in {rows_at(missing)}. A model cannot "
+            "learn from an unknown outcome: drop those rows or complete them from "
+            "the records.",
             column=outcome,
             rows=missing[:10].tolist(),
         )
@@ -139,7 +139,7 @@ def check_outcome(frame: pd.DataFrame, outcome: str) -> None:
         value = values.iloc[invalid[0]]
         raise OutcomeError(
             f"Outcome {outcome!r} has values other than 0 and 1, such as {value!r}, "
-            f"in {count_rows(len(invalid))} (positions {_positions(invalid)}). "
+            f"in {rows_at(invalid)}. "
             "Recode it as 1 for the event and 0 otherwise, for example with "
             "(frame[column] == 'yes').astype(int).",
             column=outcome,
@@ -175,7 +175,7 @@ def _check_features(
     absent = [column for column in features if column not in frame.columns]
     if absent:
         raise FeatureMismatchError(
-            f"Feature columns {quoted(absent)} not found. The table has "
+            f"{name_columns(absent, 'Feature column')} not found. The table has "
             f"{quoted(frame.columns)}.",
             column=absent[0],
         )
@@ -200,24 +200,41 @@ def check_numeric(values: pd.Series, column: str) -> None:
     """Raise unless ``values`` is a numeric column without infinite values."""
     is_bool = pd.api.types.is_bool_dtype(values)
     if not (pd.api.types.is_numeric_dtype(values) or is_bool):
-        raise ModelInputError(
-            f"Numeric feature {column!r} has dtype {values.dtype}. Convert it with "
-            "pd.to_numeric, or list it as a categorical feature.",
-            column=column,
-        )
+        _raise_not_numeric(values, column)
     if is_bool:
         return
     array = values.to_numpy(dtype=np.float64, na_value=np.nan)
     infinite = np.flatnonzero(np.isinf(array))
     if len(infinite):
         raise NonFiniteValueError(
-            f"Feature {column!r} has infinite values in {count_rows(len(infinite))} "
-            f"(positions {_positions(infinite)}). Replace each with the measured "
-            "value, or with NaN, which the pipeline imputes.",
+            f"Feature {column!r} has infinite values in {rows_at(infinite)}. "
+            "Replace each with the measured value, or with NaN, which the "
+            "pipeline imputes.",
             column=column,
             rows=infinite[:10].tolist(),
             value=float(array[infinite[0]]),
         )
+
+
+def _raise_not_numeric(values: pd.Series, column: str) -> None:
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = np.flatnonzero((numbers.isna() & values.notna()).to_numpy())
+    if not len(bad):
+        raise ModelInputError(
+            f"Numeric feature {column!r} has dtype {values.dtype}, though every "
+            "value reads as a number. Convert it with pd.to_numeric.",
+            column=column,
+        )
+    value = values.iloc[bad[0]]
+    raise ModelInputError(
+        f"Numeric feature {column!r} has {value!r}, which is not a number, at "
+        f"position {bad[0]}, and non-numbers in {rows_at(bad)}. Correct or blank "
+        "those values, then convert the column with pd.to_numeric, or list it as "
+        "a categorical feature.",
+        column=column,
+        rows=bad[:10].tolist(),
+        value=value,
+    )
 
 
 def _check_extra_columns(
@@ -227,17 +244,16 @@ def _check_extra_columns(
     absent = [column for column in listed if column not in frame.columns]
     if absent:
         raise FeatureMismatchError(
-            f"Columns {quoted(absent)} not found. The table has "
-            f"{quoted(frame.columns)}.",
+            f"{name_columns(absent)} not found. The table has {quoted(frame.columns)}.",
             column=absent[0],
         )
     if group is not None:
         missing = np.flatnonzero(frame[group].isna().to_numpy())
         if len(missing):
             raise ModelInputError(
-                f"Patient column {group!r} is missing in {count_rows(len(missing))} "
-                f"(positions {_positions(missing)}). Every row needs its patient, "
-                "so that no patient ends up in both training and test rows.",
+                f"Patient column {group!r} is missing in {rows_at(missing)}. Every "
+                "row needs its patient, so that no patient ends up in both training "
+                "and test rows.",
                 column=group,
                 rows=missing[:10].tolist(),
             )
@@ -362,9 +378,20 @@ def count_rows(count: int) -> str:
     return "1 row" if count == 1 else f"{count} rows"
 
 
-def _positions(positions: np.ndarray) -> str:
+def rows_at(positions: np.ndarray) -> str:
+    """Return "1 row (position 5)" or "3 rows (positions 1, 4, 9)", for messages.
+
+    At most the first ten positions are listed.
+    """
     listed = ", ".join(str(position) for position in positions[:10])
-    return listed + (", ..." if len(positions) > 10 else "")
+    listed += ", ..." if len(positions) > 10 else ""
+    noun = "position" if len(positions) == 1 else "positions"
+    return f"{count_rows(len(positions))} ({noun} {listed})"
+
+
+def name_columns(columns: Sequence[object], noun: str = "Column") -> str:
+    """Return "Column 'a'" or "Columns 'a', 'b'", for messages."""
+    return f"{noun}{'' if len(columns) == 1 else 's'} {quoted(columns)}"
 
 
 def quoted(columns: Iterable[object]) -> str:

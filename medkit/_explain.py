@@ -13,6 +13,7 @@ from medkit._clinical_data import ClinicalData
 from medkit._clinical_sets import FEATURE_LABELS, FEATURE_UNITS
 from medkit._models import ClinicalModel
 from medkit.datasets import DEFAULT_SEED
+from medkit.exceptions import ModelInputError
 
 OUTCOME_LABELS = {
     "readmit_30d": "readmission within 30 days",
@@ -144,7 +145,11 @@ def explain_prediction(
 def _one_row(model: ClinicalModel, row: pd.Series | pd.DataFrame) -> pd.DataFrame:
     frame = row.to_frame().T if isinstance(row, pd.Series) else row
     if len(frame) != 1:
-        raise ValueError(f"Explain one row at a time. Got {len(frame)} rows.")
+        raise ModelInputError(
+            f"explain_prediction explains one row at a time, but got {len(frame)} "
+            "rows. Pass one row, for example frame.iloc[0].",
+            value=len(frame),
+        )
     frame = frame.reset_index(drop=True)
 
     # A row taken with .iloc contains values of mixed types, so its dtype is object.

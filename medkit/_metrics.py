@@ -11,7 +11,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from medkit.datasets import DEFAULT_SEED
-from medkit.exceptions import ModelInputError
+from medkit.exceptions import ModelInputError, ModelSettingError, OutcomeError
 
 # Bootstrap replicates weighted at once, which bounds memory to this times the rows.
 _REPLICATES_PER_BATCH = 100
@@ -156,8 +156,37 @@ def _auroc_weighted(
 
 
 def auroc(y_true: ArrayLike, proba: ArrayLike) -> float:
-    """Return the area under the ROC curve, or NaN when only one class is present."""
+    """Return the area under the ROC curve.
+
+    Parameters
+    ----------
+    y_true, proba : array-like of shape (n_rows,)
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    OutcomeError
+        If ``y_true`` has only one class, because the AUROC compares rows with
+        and without the event.
+    """
     y, scores = check_scores(y_true, proba)
+    classes = np.unique(y)
+    if len(classes) < 2:
+        only = int(classes[0]) if len(classes) else "nothing"
+        raise OutcomeError(
+            f"The AUROC needs rows with and without the event, but every row "
+            f"({len(y)} in all) has outcome {only}. Score a set that contains both "
+            "classes.",
+            value=only,
+        )
+    return _auroc_or_nan(y, scores)
+
+
+def _auroc_or_nan(y: np.ndarray, scores: np.ndarray) -> float:
+    """Return the AUROC of checked inputs, or NaN when only one class is present."""
     return float(_auroc_weighted(y, scores, np.ones((1, len(y))))[0])
 
 
@@ -220,7 +249,8 @@ def auroc_ci(
     low, high = (
         np.quantile(replicates, [tail, 1 - tail]) if len(replicates) else (np.nan,) * 2
     )
-    return AurocInterval(auroc(y, scores), float(low), float(high), level, n_boot)
+    estimate = _auroc_or_nan(y, scores)
+    return AurocInterval(estimate, float(low), float(high), level, n_boot)
 
 
 def brier_score(y_true: ArrayLike, proba: ArrayLike) -> float:
@@ -253,7 +283,7 @@ def clinical_metrics(
         {
             "rows": len(y),
             "events": int(y.sum()),
-            "auroc": auroc(y, scores),
+            "auroc": _auroc_or_nan(y, scores),
             "brier": brier_score(y, scores),
             "threshold": float(threshold),
             "sensitivity": counts.sensitivity,
@@ -292,8 +322,10 @@ def threshold_for_sensitivity(
 
     Raises
     ------
-    ValueError
-        If ``target`` is out of range or no row has the event.
+    ModelSettingError
+        If ``target`` is not above 0 and at most 1.
+    OutcomeError
+        If no row has the event.
 
     Examples
     --------
@@ -301,11 +333,21 @@ def threshold_for_sensitivity(
     0.4
     """
     if not 0 < target <= 1:
-        raise ValueError(f"target must be above 0 and at most 1. Got {target}.")
+        raise ModelSettingError(
+            f"target must be a sensitivity above 0 and at most 1, but got {target!r}. "
+            "Pass a share such as 0.8 for 80%.",
+            name="target",
+            value=target,
+        )
     y, scores = check_scores(y_true, proba)
     events = np.sort(scores[y == 1])[::-1]
     if not len(events):
-        raise ValueError("No row has the event, so sensitivity is undefined.")
+        raise OutcomeError(
+            f"None of the {len(y)} rows has the event, so sensitivity is undefined "
+            "and no threshold reaches it. Use rows that include patients with the "
+            "event.",
+            value=0,
+        )
     # The small margin keeps 0.8 x 10 from rounding up to 9 in binary floats.
     needed = max(1, math.ceil(target * len(events) - 1e-9))
     return float(events[needed - 1])
@@ -336,7 +378,11 @@ def calibration_table(
     elif strategy == "uniform":
         edges = np.linspace(0, 1, n_bins + 1)
     else:
-        raise ValueError(f"strategy must be 'quantile' or 'uniform'. Got {strategy!r}.")
+        raise ModelSettingError(
+            f"strategy must be 'quantile' or 'uniform', but got {strategy!r}.",
+            name="strategy",
+            value=strategy,
+        )
     bins = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, len(edges) - 2)
     table = (
         pd.DataFrame({"bin": bins, "y": y, "p": scores})

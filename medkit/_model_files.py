@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import zipfile
 from pathlib import Path
@@ -22,7 +23,7 @@ from medkit.exceptions import ModelFileError
 logger = logging.getLogger(__name__)
 
 FORMAT = "medkit-clinical-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 TRUSTED_TYPES = (
     "numpy.dtype",
@@ -45,6 +46,10 @@ MODEL_NAMES = {
 # Predictions on the check rows must match to this absolute tolerance on load.
 _CHECK_TOLERANCE = 1e-9
 
+# The model card lists a subgroup whose sensitivity is lower than the overall
+# sensitivity by more than this, at the evaluation's threshold.
+SENSITIVITY_GAP = 0.2
+
 
 def file_sha256(path: str | Path) -> str:
     """Return the SHA-256 of a file as 64 hexadecimal digits."""
@@ -60,9 +65,12 @@ def save_model(model: ClinicalModel, path: str | Path) -> str:
 
     skops stores the pipeline's parameters and arrays without pickle, so loading
     a file constructs only the types that :data:`TRUSTED_TYPES` and skops allow.
-    The file also stores a few check rows made from the typical training values
-    (never a patient's record) and their predicted probabilities, which
-    :func:`load_model` recomputes.
+    The file also stores check rows made from the typical training values
+    (never a patient's record), their predicted probabilities and the SHA-256
+    of the model's settings (threshold, features, categories, training counts),
+    which :func:`load_model` recomputes. These checks are stored inside the file,
+    so anyone who edits the file can update them too. Only the returned SHA-256,
+    kept apart from the file, proves that the file is unchanged.
 
     Parameters
     ----------
@@ -80,26 +88,28 @@ def save_model(model: ClinicalModel, path: str | Path) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = _check_rows(model)
+    spec = {
+        "kind": model.kind,
+        "outcome": model.outcome,
+        "numeric": list(model.numeric),
+        "categorical": list(model.categorical),
+        "categories": {key: list(value) for key, value in model.categories.items()},
+        "reference": dict(model.reference),
+        "threshold": model.threshold,
+        "params": dict(model.params),
+        "training": dict(model.training),
+        "sklearn_version": sklearn.__version__,
+        "medkit_version": medkit.__version__,
+    }
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pipeline": model.pipeline,
-        "spec": {
-            "kind": model.kind,
-            "outcome": model.outcome,
-            "numeric": list(model.numeric),
-            "categorical": list(model.categorical),
-            "categories": {key: list(value) for key, value in model.categories.items()},
-            "reference": dict(model.reference),
-            "threshold": model.threshold,
-            "params": dict(model.params),
-            "training": dict(model.training),
-            "sklearn_version": sklearn.__version__,
-            "medkit_version": medkit.__version__,
-        },
+        "spec": spec,
         "check": {
             "rows": {column: rows[column].tolist() for column in rows.columns},
             "proba": model.pipeline.predict_proba(rows)[:, 1].tolist(),
+            "spec_sha256": _spec_sha256(spec),
         },
     }
     sio.dump(payload, path)
@@ -108,16 +118,34 @@ def save_model(model: ClinicalModel, path: str | Path) -> str:
     return digest
 
 
+def _spec_sha256(spec: dict) -> str:
+    text = json.dumps(spec, sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _check_rows(model: ClinicalModel) -> pd.DataFrame:
-    """Return synthetic rows: typical values scaled 0.5 to 1.5, then all missing."""
-    rows: dict[str, list] = {}
+    """Return synthetic rows that vary one feature at a time from the typical row.
+
+    Each numeric feature takes a low, a high and a missing value, and each
+    categorical feature takes every known category and a missing value, while
+    the other features keep their typical values. So every coefficient of a
+    linear model, one per scaled column and one-hot column, changes at least one
+    check prediction.
+    """
+    typical = {column: model.reference[column] for column in model.features}
+    records = [dict(typical)]
     for column in model.numeric:
-        typical = float(model.reference[column])
-        rows[column] = [typical * factor for factor in (1.0, 0.5, 1.5)] + [np.nan]
+        value = float(typical[column])
+        step = max(abs(value), 1.0) * 0.5
+        for changed in (value - step, value + step, np.nan):
+            records.append({**typical, column: changed})
     for column in model.categorical:
         known = list(model.categories[column]) or [MISSING_CATEGORY]
-        rows[column] = [known[i % len(known)] for i in range(3)] + [np.nan]
-    frame = pd.DataFrame(rows)
+        for changed in [*known, np.nan]:
+            records.append({**typical, column: changed})
+    frame = pd.DataFrame.from_records(records, columns=list(model.features))
+    for column in model.numeric:
+        frame[column] = frame[column].astype(np.float64)
     for column in model.categorical:
         frame[column] = frame[column].astype(object)
     return frame
@@ -126,11 +154,18 @@ def _check_rows(model: ClinicalModel) -> pd.DataFrame:
 def load_model(path: str | Path, *, sha256: str | None = None) -> ClinicalModel:
     """Read a model file written by :func:`save_model`, and check it.
 
-    The checks, in order: the SHA-256 if given; that the file is a skops file
-    with no type outside the trusted ones; that it contains a medkit model; and
-    that the model predicts the stored check rows exactly as when it was saved.
-    Without ``sha256``, a change that keeps the predictions (a new threshold,
-    say) goes unnoticed; with it, any change to the bytes is caught.
+    The checks run in this order. The file must have ``sha256``, if given. It
+    must be a skops file with no type outside the trusted ones, and contain a
+    medkit model. Its settings (threshold, features, categories, training
+    counts) must have the SHA-256 recorded at save time. Last, the model must
+    predict the stored check rows, which vary every feature and category, as
+    when it was saved.
+
+    Without ``sha256`` these checks catch a file damaged or edited in one
+    place, such as a threshold or a coefficient. They cannot prove the file
+    unchanged, because every value they compare is stored inside the file and
+    can be edited along with it. Only the SHA-256 from :func:`save_model`, kept
+    apart from the file and passed as ``sha256``, proves that.
 
     Parameters
     ----------
@@ -145,13 +180,24 @@ def load_model(path: str | Path, *, sha256: str | None = None) -> ClinicalModel:
     Raises
     ------
     ModelFileError
-        If the file is absent, differs from ``sha256``, is not a skops file,
-        contains an untrusted type, is not a medkit model, or predicts its check
-        rows differently.
+        If the file is absent or a folder, differs from ``sha256``, is not a
+        skops file, contains an untrusted type, is not a medkit model, has
+        settings that differ from those recorded at save time, or predicts its
+        check rows differently.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(
+            f"Model path {path} is a folder, not a file. Pass the path of the "
+            ".skops file that save_model wrote.",
+            path=path,
+        )
     if not path.is_file():
-        raise ModelFileError(f"Model file {path} not found.", path=path)
+        raise ModelFileError(
+            f"Model file {path} not found. Check the path, or save the model "
+            "first with medkit.intelligence.save_model.",
+            path=path,
+        )
     actual = file_sha256(path) if sha256 is not None else None
     if sha256 is not None and actual != sha256.lower():
         raise ModelFileError(
@@ -161,6 +207,7 @@ def load_model(path: str | Path, *, sha256: str | None = None) -> ClinicalModel:
         )
     payload = _read_payload(path)
     spec = payload["spec"]
+    _verify_spec(spec, payload["check"], path)
     model = ClinicalModel(
         pipeline=payload["pipeline"],
         kind=spec["kind"],
@@ -223,6 +270,18 @@ def _read_payload(path: Path) -> dict:
     return payload
 
 
+def _verify_spec(spec: dict, check: dict, path: Path) -> None:
+    recorded = check.get("spec_sha256")
+    if recorded != _spec_sha256(spec):
+        raise ModelFileError(
+            f"Model file {path} has settings (threshold {spec.get('threshold')}, "
+            "features, categories or training counts) that differ from those "
+            "recorded when it was saved, so it was changed. Get it again from its "
+            "source.",
+            path=path,
+        )
+
+
 def _verify_predictions(model: ClinicalModel, check: dict, path: Path) -> None:
     rows = pd.DataFrame(check["rows"])
     for column in model.categorical:
@@ -268,7 +327,10 @@ def model_card(
         Who uses the prediction, for which decision. A default for the course's
         readmission model is used when omitted.
     limits : list of str, optional
-        Known limits, added to the standard ones.
+        Known limits, added to the standard ones. With ``evaluation``, the
+        standard ones include each subgroup with fewer than 10 events and each
+        subgroup whose sensitivity is more than :data:`SENSITIVITY_GAP` (0.2)
+        below the overall sensitivity.
     sha256 : str, optional
         The model file's SHA-256, from :func:`save_model`.
 
@@ -433,4 +495,25 @@ def _limits(
                 f"Subgroup {subgroup} = {level} has fewer than 10 events in the "
                 "test rows, so its metrics are uncertain."
             )
+        limits += _low_sensitivity_limits(evaluation)
     return limits + list(extra)
+
+
+def _low_sensitivity_limits(evaluation: Evaluation) -> list[str]:
+    """List subgroups whose sensitivity is far below the overall sensitivity."""
+    overall = float(evaluation.metrics["sensitivity"])
+    subgroups = evaluation.subgroups
+    low = subgroups[subgroups["sensitivity"] < overall - SENSITIVITY_GAP]
+    limits = []
+    for (subgroup, level), row in low.iterrows():
+        events = int(row["events"])
+        flagged = round(float(row["sensitivity"]) * events)
+        limits.append(
+            f"Subgroup {subgroup} = {level} has sensitivity "
+            f"{row['sensitivity']:.3f} ({flagged} of {events} events flagged), "
+            f"against {overall:.3f} overall at threshold "
+            f"{evaluation.threshold:.3f}, so the model misses more of this "
+            "group's events. Do not rely on a low risk for these patients "
+            "without a clinical review."
+        )
+    return limits

@@ -30,9 +30,16 @@ from medkit._clinical_data import (
     check_numeric,
     count_rows,
     model_input,
+    name_columns,
+    quoted,
 )
 from medkit.datasets import DEFAULT_SEED
-from medkit.exceptions import FeatureMismatchError, UnknownCategoryWarning
+from medkit.exceptions import (
+    FeatureMismatchError,
+    ModelInputError,
+    ModelSettingError,
+    UnknownCategoryWarning,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +141,11 @@ def _estimator(
             early_stopping=False,
             random_state=seed,
         )
-    raise ValueError(f"Unknown model {model!r}. Expected one of {', '.join(MODELS)}.")
+    raise ModelSettingError(
+        f"Unknown model {model!r}. Expected one of {', '.join(MODELS)}.",
+        name="model",
+        value=model,
+    )
 
 
 @dataclass
@@ -201,9 +212,9 @@ class ClinicalModel:
         absent = [column for column in self.features if column not in frame.columns]
         if absent:
             raise FeatureMismatchError(
-                f"Columns {', '.join(map(repr, absent))} are missing, but the model "
-                f"was trained on {', '.join(map(repr, self.features))}. Build the "
-                "rows the same way as the training rows.",
+                f"{name_columns(absent)} {'is' if len(absent) == 1 else 'are'} "
+                f"missing, but the model was trained on {quoted(self.features)}. "
+                "Build the rows the same way as the training rows.",
                 column=absent[0],
             )
         for column in self.numeric:
@@ -350,9 +361,11 @@ def _folds(data: ClinicalData, n_splits: int, seed: int) -> list[tuple]:
         return list(splitter.split(data.frame, data.y))
     patients = pd.Series(data.groups).nunique()
     if patients < n_splits:
-        raise ValueError(
+        raise ModelSettingError(
             f"{n_splits} folds need at least {n_splits} patients, but the data has "
-            f"{patients}. Use fewer folds."
+            f"{patients}. Use fewer folds.",
+            name="n_splits",
+            value=n_splits,
         )
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     return list(splitter.split(data.frame, data.y, data.groups))
@@ -392,10 +405,14 @@ def split_by_patient(
 ) -> tuple[ClinicalData, ClinicalData]:
     """Hold out test rows, stratified by outcome, with no patient on both sides.
 
-    With a group column, the test part is the first of ``round(1 / test_size)``
-    folds of :func:`patient_folds`, so its share of rows is close to
-    ``test_size`` but not exact: whole patients move. Without one, it is a
-    stratified random split of exactly ``test_size``.
+    With a group column, the rows are cut into n folds of :func:`patient_folds`
+    and the first m folds are the test part. The fraction m / n, with n at most
+    20, is the one nearest ``test_size``: 0.25 gives 1 of 4 folds and 0.4 gives
+    2 of 5.
+    Whole patients move, so the test share of rows is close to ``test_size``
+    but not exact, and a warning is logged if it differs by more than 0.05.
+    Without a group column, it is a stratified random split of exactly
+    ``test_size``.
 
     Parameters
     ----------
@@ -411,13 +428,19 @@ def split_by_patient(
 
     Raises
     ------
-    ValueError
-        If ``test_size`` is out of range.
+    ModelSettingError
+        If ``test_size`` is not above 0 and at most 0.5, or the data has too few
+        patients for the folds it needs.
     OutcomeError
         If the outcome has only one class.
     """
     if not 0 < test_size <= 0.5:
-        raise ValueError(f"test_size must be above 0 and at most 0.5. Got {test_size}.")
+        raise ModelSettingError(
+            f"test_size must be a share of rows above 0 and at most 0.5, but got "
+            f"{test_size!r}. Pass, for example, 0.25 to hold out a quarter.",
+            name="test_size",
+            value=test_size,
+        )
     if data.group is None:
         check_both_classes(data.y, data.outcome)
         train, test = train_test_split(
@@ -427,8 +450,38 @@ def split_by_patient(
             random_state=seed,
         )
         return data.take(np.sort(train)), data.take(np.sort(test))
-    train, test = _folds(data, max(2, round(1 / test_size)), seed)[0]
+
+    patients = pd.Series(data.groups).nunique()
+    test_folds, n_folds = _fold_fraction(test_size, max(2, min(_MAX_FOLDS, patients)))
+    folds = _folds(data, n_folds, seed)
+    test = np.sort(np.concatenate([fold[1] for fold in folds[:test_folds]]))
+    train = np.setdiff1d(np.arange(len(data)), test)
+    share = len(test) / len(data)
+    if abs(share - test_size) > _SHARE_TOLERANCE:
+        logger.warning(
+            "split_by_patient holds out %.3f of the rows, not the requested %s, "
+            "because whole patients move and there are %s of them.",
+            share,
+            test_size,
+            patients,
+        )
     return data.take(train), data.take(test)
+
+
+# split_by_patient uses at most this many folds, so its share is within 1/40 of
+# the request before whole patients move.
+_MAX_FOLDS = 20
+_SHARE_TOLERANCE = 0.05
+
+
+def _fold_fraction(test_size: float, max_folds: int) -> tuple[int, int]:
+    """Return (m, n) with m / n nearest ``test_size``, the smallest n on ties."""
+    best = (1, 2)
+    for n_folds in range(2, max_folds + 1):
+        test_folds = max(1, round(test_size * n_folds))
+        if abs(test_folds / n_folds - test_size) < abs(best[0] / best[1] - test_size):
+            best = (test_folds, n_folds)
+    return best
 
 
 def shared_patients(
@@ -443,7 +496,7 @@ def shared_patients(
     def ids(part: ClinicalData | Iterable[object]) -> set[object]:
         if isinstance(part, ClinicalData):
             if part.group is None:
-                raise ValueError(
+                raise ModelInputError(
                     "The data has no patient column, so every row is its own "
                     "patient and there is nothing to compare."
                 )

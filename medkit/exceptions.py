@@ -209,3 +209,22 @@ class UnknownServiceError(PersonalizeError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class ModelSettingError(MedkitError, ValueError):
+    """A setting of a modelling function out of range, such as a test size or target.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    name : str
+        The parameter that failed.
+    value : object
+        The offending value.
+    """
+
+    def __init__(self, message: str, *, name: str, value: object) -> None:
+        super().__init__(message)
+        self.name = name
+        self.value = value

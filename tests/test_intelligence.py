@@ -18,6 +18,7 @@ from medkit.exceptions import (
     FeatureMismatchError,
     ModelFileError,
     ModelInputError,
+    ModelSettingError,
     NoFeaturesError,
     NonFiniteValueError,
     OutcomeError,
@@ -290,10 +291,64 @@ def test_split_by_patient_without_group_exact_size() -> None:
     assert int(test.y.sum()) == 53
 
 
-@pytest.mark.parametrize("test_size", [0, 0.6], ids=["zero", "above_half"])
+@pytest.mark.parametrize(
+    "test_size", [0, -0.1, 0.6, 1.0], ids=["zero", "negative", "above_half", "one"]
+)
 def test_split_by_patient_bad_size_raises(readmission, test_size: float) -> None:
-    with pytest.raises(ValueError, match="test_size must be above 0"):
+    with pytest.raises(ModelSettingError, match="test_size must be a share") as info:
         intelligence.split_by_patient(readmission, test_size)
+
+    assert info.value.name == "test_size"
+    assert info.value.value == test_size
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("test_size", "test_rows"),
+    [(0.1, 612), (0.25, 1531), (0.3, 1831), (0.4, 2446), (0.5, 3057)],
+    ids=["tenth", "quarter", "three_tenths", "two_fifths", "half"],
+)
+def test_split_by_patient_share_near_request(
+    readmission, test_size: float, test_rows: int
+) -> None:
+    train, test = intelligence.split_by_patient(readmission, test_size)
+
+    assert len(test) == test_rows
+    assert len(train) + len(test) == 6113
+    assert abs(len(test) / 6113 - test_size) < 0.005
+    assert intelligence.shared_patients(train, test) == []
+
+
+@pytest.mark.parametrize(
+    ("test_size", "fraction"),
+    [(0.25, (1, 4)), (0.4, (2, 5)), (0.33, (1, 3)), (0.45, (9, 20)), (0.5, (1, 2))],
+    ids=["quarter", "two_fifths", "third", "nine_twentieths", "half"],
+)
+def test_fold_fraction_nearest(test_size: float, fraction: tuple[int, int]) -> None:
+    from medkit._models import _fold_fraction
+
+    assert _fold_fraction(test_size, 20) == fraction
+
+
+def test_split_by_patient_few_patients_warns(caplog) -> None:
+    # Three patients of 1, 1 and 4 rows cannot give a test share near 0.4.
+    frame = pd.DataFrame(
+        {
+            "patient_id": ["a", "b", "c", "c", "c", "c"],
+            "age": [30.0, 40.0, 50.0, 60.0, 70.0, 80.0],
+            "event": [0, 1, 0, 1, 0, 1],
+        }
+    )
+    data = intelligence.clinical_data(
+        frame, "event", numeric=["age"], group="patient_id"
+    )
+
+    with caplog.at_level("WARNING", logger="medkit._models"):
+        train, test = intelligence.split_by_patient(data, 0.4)
+
+    assert len(train) + len(test) == 6
+    assert abs(len(test) / 6 - 0.4) > 0.05
+    assert "not the requested 0.4" in caplog.text
 
 
 def test_patient_folds_disjoint_patients(readmission: ClinicalData) -> None:
@@ -343,7 +398,7 @@ def test_make_pipeline_steps() -> None:
 
 
 def test_make_pipeline_unknown_model_raises() -> None:
-    with pytest.raises(ValueError, match="Unknown model 'svm'"):
+    with pytest.raises(ModelSettingError, match="Unknown model 'svm'"):
         intelligence.make_pipeline("svm", ["age"])
 
 
@@ -459,7 +514,22 @@ def test_auroc_hand_pairs() -> None:
     assert auroc(Y, P) == pytest.approx(19 / 24)
     # A tie counts one half: (0.5 + 1 + 1 + 1) / 4.
     assert auroc([0, 1, 0, 1], [0.5, 0.5, 0.2, 0.8]) == 0.875
-    assert math.isnan(auroc([1, 1], [0.2, 0.3]))
+
+
+@pytest.mark.parametrize(
+    ("y_true", "only"), [([1, 1], 1), ([0, 0, 0], 0)], ids=["all_events", "none"]
+)
+def test_auroc_one_class_raises(y_true: list[int], only: int) -> None:
+    proba = [0.2] * len(y_true)
+
+    with pytest.raises(OutcomeError, match=f"in all\\) has outcome {only}") as info:
+        auroc(y_true, proba)
+
+    assert info.value.value == only
+
+
+def test_clinical_metrics_one_class_auroc_nan() -> None:
+    assert math.isnan(clinical_metrics([1, 1], [0.2, 0.3])["auroc"])
 
 
 def test_brier_score_hand_sum() -> None:
@@ -509,10 +579,20 @@ def test_threshold_for_sensitivity_highest(split, logistic) -> None:
     assert confusion_at(test.y, proba, above).sensitivity < 0.8
 
 
-def test_threshold_for_sensitivity_bad_target_raises() -> None:
-    with pytest.raises(ValueError, match="target must be above 0"):
-        threshold_for_sensitivity(Y, P, 1.2)
-    with pytest.raises(ValueError, match="No row has the event"):
+@pytest.mark.parametrize(
+    "target", [0, -0.5, 1.2], ids=["zero", "negative", "above_one"]
+)
+def test_threshold_for_sensitivity_bad_target_raises(target: float) -> None:
+    with pytest.raises(ModelSettingError, match="target must be a sensitivity") as info:
+        threshold_for_sensitivity(Y, P, target)
+
+    assert info.value.name == "target"
+    assert info.value.value == target
+    assert f"got {target!r}" in str(info.value)
+
+
+def test_threshold_for_sensitivity_no_events_raises() -> None:
+    with pytest.raises(OutcomeError, match="None of the 2 rows has the event"):
         threshold_for_sensitivity([0, 0], [0.1, 0.2], 0.5)
 
 
@@ -667,10 +747,25 @@ def test_explain_prediction_text(split, logistic) -> None:
     assert "percentage points" in text
 
 
+def test_explain_prediction_lowest_risk_visit(split, logistic) -> None:
+    # Lesson 02, Exercise 3: creatinine is measured and sodium is missing.
+    _, test = split
+    lowest = test.frame.iloc[int(logistic.predict_proba(test).argmin())]
+
+    table = intelligence.explain_prediction(logistic, lowest).contributions
+
+    assert lowest["visit_id"] == "V0001612"
+    assert lowest["creatinine"] == 110.0
+    assert math.isnan(lowest["sodium"])
+    assert table.loc["sodium", "change"] == 0.0
+    assert table.loc["sodium", "typical"] == 139.0
+    assert table.index[:2].tolist() == ["age", "icd10"]
+
+
 def test_explain_prediction_two_rows_raises(split, logistic) -> None:
     _, test = split
 
-    with pytest.raises(ValueError, match="one row at a time"):
+    with pytest.raises(ModelInputError, match="one row at a time, but got 2 rows"):
         intelligence.explain_prediction(logistic, test.frame.iloc[:2])
 
 
@@ -728,6 +823,52 @@ def test_model_card_sections(split, logistic) -> None:
     assert "| sex | missing | 17 | 2 |" in card
     assert "Subgroup sex = missing has fewer than 10 events" in card
     assert "Training: 4582 rows, 801 with the event, 1502 patients." in card
+
+
+def test_model_card_lists_low_sensitivity_subgroups(split, logistic) -> None:
+    from dataclasses import replace
+
+    _, test = split
+    threshold = threshold_for_sensitivity(test.y, logistic.predict_proba(test), 0.8)
+    evaluation = intelligence.evaluate(
+        replace(logistic, threshold=threshold), test, n_boot=10
+    )
+    sensitivity = evaluation.subgroups["sensitivity"]
+    assert evaluation.metrics["sensitivity"] == pytest.approx(216 / 269)
+    assert sensitivity[("age_band", "18-44")] == pytest.approx(1 / 13)
+
+    card = intelligence.model_card(logistic, evaluation)
+    limits = card.split("## Limits")[1]
+
+    assert (
+        f"- Subgroup age_band = 18-44 has sensitivity 0.077 (1 of 13 events "
+        f"flagged), against 0.803 overall at threshold {threshold:.3f}" in limits
+    )
+    # 45-64 (0.705) is within 0.2 of 0.803, and the others are above it.
+    assert limits.count("has sensitivity") == 1
+
+
+def test_model_card_low_sensitivity_computed(split, logistic) -> None:
+    from dataclasses import replace
+
+    _, test = split
+    threshold = threshold_for_sensitivity(test.y, logistic.predict_proba(test), 0.8)
+    evaluation = intelligence.evaluate(
+        replace(logistic, threshold=threshold), test, n_boot=10
+    )
+    subgroups = evaluation.subgroups.copy()
+    # Overall sensitivity is 0.803: 0.5 is 0.303 below it, 0.7 only 0.103.
+    subgroups.loc[("sex", "M"), "sensitivity"] = 0.5
+    subgroups.loc[("sex", "F"), "sensitivity"] = 0.7
+
+    card = intelligence.model_card(logistic, replace(evaluation, subgroups=subgroups))
+
+    assert (
+        "Subgroup sex = M has sensitivity 0.500 (66 of 133 events flagged), "
+        "against 0.803 overall" in card
+    )
+    assert "Subgroup sex = F has sensitivity" not in card
+    assert "Subgroup age_band = 18-44 has sensitivity 0.077" in card
 
 
 def test_model_card_without_evaluation(logistic) -> None:
@@ -825,8 +966,23 @@ def test_bad_features_empty_list_raises() -> None:
 def test_bad_features_text_as_numeric_raises() -> None:
     frame = small_frame().assign(age=["70", "71", "55", "81", "64", "40"])
 
-    with pytest.raises(ModelInputError, match="Numeric feature 'age' has dtype"):
+    with pytest.raises(ModelInputError, match="every value reads as a number"):
         clinical_data(frame, "readmit_30d", numeric=["age"])
+
+
+def test_bad_features_text_value_named() -> None:
+    frame = small_frame().assign(age=[70, 71, "unknown", 81, "n/a", 40])
+
+    with pytest.raises(ModelInputError) as caught:
+        clinical_data(frame, "readmit_30d", numeric=["age"])
+
+    message = str(caught.value)
+    assert message.startswith(
+        "Numeric feature 'age' has 'unknown', which is not a number, at position 2, "
+        "and non-numbers in 2 rows (positions 2, 4)."
+    )
+    assert caught.value.value == "unknown"
+    assert caught.value.rows == [2, 4]
 
 
 @pytest.mark.parametrize(
@@ -837,7 +993,7 @@ def test_bad_features_infinite_raises(value: float) -> None:
     frame.loc[2, "age"] = value
 
     with pytest.raises(
-        NonFiniteValueError, match=r"infinite values in 1 row "
+        NonFiniteValueError, match=r"infinite values in 1 row \(position 2\)\. "
     ) as caught:
         clinical_data(frame, "readmit_30d", numeric=["age"])
     assert caught.value.column == "age"
@@ -857,8 +1013,23 @@ def test_bad_predict_missing_columns_raises(split, logistic) -> None:
     _, test = split
     frame = test.frame.drop(columns=["glucose", "icd10"])
 
-    with pytest.raises(FeatureMismatchError, match="'glucose', 'icd10' are missing"):
+    with pytest.raises(
+        FeatureMismatchError, match="^Columns 'glucose', 'icd10' are missing"
+    ):
         logistic.predict_proba(frame)
+
+
+def test_bad_predict_one_missing_column_raises(split, logistic) -> None:
+    _, test = split
+    frame = test.frame.drop(columns=["glucose"])
+
+    with pytest.raises(FeatureMismatchError, match="^Column 'glucose' is missing, "):
+        logistic.predict_proba(frame)
+
+
+def test_bad_features_one_absent_column_raises() -> None:
+    with pytest.raises(FeatureMismatchError, match="^Feature column 'glucose' not"):
+        clinical_data(small_frame(), "readmit_30d", numeric=["glucose"])
 
 
 def test_bad_predict_extra_columns_ignored(split, logistic) -> None:
@@ -904,7 +1075,7 @@ def test_bad_model_file_random_bytes_raises(tmp_path: Path) -> None:
 
 
 def test_bad_model_file_absent_raises(tmp_path: Path) -> None:
-    with pytest.raises(ModelFileError, match="not found"):
+    with pytest.raises(ModelFileError, match=r"absent.skops not found\. Check"):
         intelligence.load_model(tmp_path / "absent.skops")
 
 
@@ -983,24 +1154,95 @@ def test_bad_model_file_changed_coefficients_raises(tmp_path: Path, logistic) ->
         intelligence.load_model(path)
 
 
-def test_bad_model_file_changed_threshold_needs_sha256(
+def test_bad_model_file_changed_one_coefficient_raises(
     tmp_path: Path, logistic
 ) -> None:
+    import io
+
+    path = tmp_path / "model.skops"
+    intelligence.save_model(logistic, path)
+    target = coefficient_file(path)
+    original = np.load(io.BytesIO(zipfile_member(path, target)))
+    assert original.shape == (1, 31)
+
+    # Each coefficient, one per scaled or one-hot column, changed on its own.
+    for index in range(original.shape[1]):
+        copy = tmp_path / f"model_{index}.skops"
+        copy.write_bytes(path.read_bytes())
+
+        def change_one(name: str, data: bytes, index: int = index) -> bytes:
+            if name != target:
+                return data
+            changed = original.copy()
+            changed[0, index] += 0.05
+            buffer = io.BytesIO()
+            np.save(buffer, changed)
+            return buffer.getvalue()
+
+        rewrite_member(copy, change_one)
+        with pytest.raises(ModelFileError, match="predicts its check rows"):
+            intelligence.load_model(copy)
+
+
+def zipfile_member(path: Path, name: str) -> bytes:
+    """Return the bytes of one member of a skops file."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return archive.read(name)
+
+
+def test_bad_model_file_changed_threshold_raises(tmp_path: Path, logistic) -> None:
     from dataclasses import replace
 
     path = tmp_path / "model.skops"
-    digest = intelligence.save_model(replace(logistic, threshold=0.137), path)
+    digest = intelligence.save_model(replace(logistic, threshold=0.2), path)
 
-    def lower_threshold(name: str, data: bytes) -> bytes:
+    def raise_threshold(name: str, data: bytes) -> bytes:
         if name != "schema.json":
             return data
-        return data.replace(b'"content": "0.137"', b'"content": "0.01"')
+        assert data.count(b'"content": "0.2"') == 1
+        return data.replace(b'"content": "0.2"', b'"content": "0.9"')
 
-    rewrite_member(path, lower_threshold)
+    rewrite_member(path, raise_threshold)
 
-    assert intelligence.load_model(path).threshold == 0.01
+    with pytest.raises(ModelFileError, match=r"settings \(threshold 0.9"):
+        intelligence.load_model(path)
     with pytest.raises(ModelFileError, match="was changed after it was saved"):
         intelligence.load_model(path, sha256=digest)
+
+
+def test_bad_model_file_changed_training_rows_raises(tmp_path: Path, logistic) -> None:
+    path = tmp_path / "model.skops"
+    intelligence.save_model(logistic, path)
+    rows = str(logistic.training["rows"]).encode()
+
+    def change_rows(name: str, data: bytes) -> bytes:
+        if name != "schema.json":
+            return data
+        return data.replace(b'"content": "' + rows + b'"', b'"content": "99999"')
+
+    rewrite_member(path, change_rows)
+
+    with pytest.raises(ModelFileError, match="recorded when it was saved"):
+        intelligence.load_model(path)
+
+
+def test_save_load_keeps_threshold_and_settings(tmp_path: Path, logistic) -> None:
+    from dataclasses import replace
+
+    path = tmp_path / "model.skops"
+    intelligence.save_model(replace(logistic, threshold=0.2), path)
+    loaded = intelligence.load_model(path)
+
+    assert loaded.threshold == 0.2
+    assert loaded.training == logistic.training
+    assert loaded.categories == logistic.categories
+
+
+def test_bad_model_file_folder_raises(tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match="is a folder, not a file"):
+        intelligence.load_model(tmp_path)
 
 
 def test_bad_model_file_truncated_raises(tmp_path: Path, logistic) -> None:
