@@ -102,6 +102,8 @@ def clean(
     ----------
     frame : pandas.DataFrame
         The raw table with text columns, as :func:`read_table` returns it.
+        Columns may also be pandas categoricals of text, which take less memory
+        for large tables.
     spec : TableSpec or str
         The table's rules, or the name of a hospital default: ``"patients"``,
         ``"visits"`` or ``"labs"``.
@@ -146,6 +148,9 @@ def clean(
         raise _missing_column_error(path, missing, list(frame), spec)
 
     work = Work(spec, path, frame, _code_columns(frame, spec))
+    # When the caller passed a temporary frame, ``work`` now holds the only
+    # reference, and _result can release the raw columns one by one.
+    del frame
     for name, step in _STEPS:
         step(work)
         logger.debug(
@@ -163,11 +168,13 @@ def clean(
 def _code_columns(frame: pd.DataFrame, spec: TableSpec) -> dict[str, Coded]:
     columns = {}
     for column in frame.columns:
-        values = frame[column].to_numpy(dtype=object)
-        if spec.kinds.get(column) == "id":
-            columns[column] = Coded.identity(values)
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            columns[column] = Coded.from_categorical(values.array)
+        elif spec.kinds.get(column) == "id":
+            columns[column] = Coded.identity(values.to_numpy(dtype=object))
         else:
-            columns[column] = Coded.factorize(values)
+            columns[column] = Coded.factorize(values.to_numpy(dtype=object))
     return columns
 
 
@@ -188,6 +195,8 @@ def _resolve_references(
 def _result(work: Work) -> CleanResult:
     spec = work.spec
     quarantine = _quarantine_frame(work)
+    rows_read = len(work.raw)
+    work.raw = None
     keep = np.flatnonzero(work.alive)
     data = {}
     # Each column's working state is released once its output is built, which
@@ -216,7 +225,7 @@ def _result(work: Work) -> CleanResult:
         quarantine=quarantine,
         duplicates=duplicates[DUPLICATE_COLUMNS].reset_index(drop=True),
         log=pd.DataFrame(work.log, columns=LOG_COLUMNS),
-        rows_read=len(work.raw),
+        rows_read=rows_read,
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from medkit._work import factorize
 from medkit.exceptions import UnknownValueError
 
 CODEBOOK_COLUMNS = ["table", "column", "code", "label"]
@@ -163,17 +164,19 @@ def encode(
     """
     table = table or frame.attrs.get("table") or "table"
     labels = labels or {}
-    codes = frame.copy()
+    # A shallow copy: copy-on-write keeps ``frame`` unchanged when columns of
+    # ``codes`` are replaced.
+    codes = frame.copy(deep=False)
     entries = []
     for column in columns:
-        values = frame[column]
-        order = list(labels.get(column) or sorted(values.dropna().unique()))
-        positions = _positions(
-            values, order, column, "Add it to labels, or encode without fixed labels."
+        found = _Found(frame[column])
+        order = list(labels.get(column) or found.sorted())
+        positions = found.positions(
+            order, column, "Add it to labels, or encode without fixed labels."
         )
-        column_codes = pd.array(positions, dtype="Int64")
-        column_codes[positions < 0] = pd.NA
-        codes[column] = column_codes
+        column_codes = pd.arrays.IntegerArray(positions, mask=positions < 0)
+        # Setting a Series, not an array, stops pandas from copying the codes.
+        codes[column] = pd.Series(column_codes, index=codes.index, copy=False)
         entries.append(
             pd.DataFrame(
                 {
@@ -225,13 +228,12 @@ def one_hot(
         if column not in columns:
             parts.append(frame[[column]])
             continue
-        values = frame[column]
+        found = _Found(frame[column])
         if codebook is not None:
             order = codebook.labels(column, table)
         else:
-            order = sorted(values.dropna().unique())
-        positions = _positions(
-            values,
+            order = found.sorted()
+        positions = found.positions(
             order,
             column,
             "Build the codebook from data that contains it, or call one_hot "
@@ -248,18 +250,29 @@ def one_hot(
     return pd.concat(parts, axis=1)
 
 
-def _positions(
-    values: pd.Series, order: Sequence[str], column: str, fix: str
-) -> np.ndarray:
-    """Return each value's position in ``order``, -1 where missing."""
-    positions = pd.Index(order, dtype=object).get_indexer(values.to_numpy(dtype=object))
-    unlisted = values.notna().to_numpy() & (positions < 0)
-    if unlisted.any():
-        value = values[unlisted].iloc[0]
-        raise UnknownValueError(
-            f"Column {column!r} has value {value!r}, which is not among its "
-            f"labels {', '.join(map(repr, order))}. {fix}",
-            column=column,
-            value=value,
-        )
-    return positions
+class _Found:
+    """The distinct values of a column, found in one pass over its rows."""
+
+    def __init__(self, values: pd.Series) -> None:
+        # Codes index the distinct values in order of first appearance, -1 where
+        # a value is missing.
+        self.codes, self.uniques = factorize(values.to_numpy(dtype=object))
+
+    def sorted(self) -> list:
+        """Return the distinct values in sorted order."""
+        return sorted(self.uniques)
+
+    def positions(self, order: Sequence[str], column: str, fix: str) -> np.ndarray:
+        """Return each row's position in ``order``, -1 where missing."""
+        found = pd.Index(order, dtype=object).get_indexer(self.uniques)
+        unlisted = np.flatnonzero(found < 0)
+        if len(unlisted):
+            # The first distinct value not in ``order`` is the first such row's.
+            value = self.uniques[unlisted[0]]
+            raise UnknownValueError(
+                f"Column {column!r} has value {value!r}, which is not among its "
+                f"labels {', '.join(map(repr, order))}. {fix}",
+                column=column,
+                value=value,
+            )
+        return np.append(found, -1)[self.codes]

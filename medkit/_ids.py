@@ -43,18 +43,24 @@ def id_numbers(values: np.ndarray, id_format: IdFormat) -> np.ndarray:
     if not len(candidates):
         return numbers
 
-    # Values of equal length, joined and encoded as UTF-32, form a matrix with
-    # one code point per cell.
-    joined = "".join(values[candidates]).encode("utf-32-le")
-    chars = np.frombuffer(joined, dtype="<u4").reshape(len(candidates), width)
-    expected = np.array([ord(letter) for letter in prefix], dtype=np.uint32)
+    # Values of equal length, joined and encoded, form a matrix with one code
+    # point per cell: one byte each for ASCII text, four otherwise.
+    joined = "".join(values[candidates])
+    if joined.isascii() and prefix.isascii():
+        chars = np.frombuffer(joined.encode("ascii"), dtype=np.uint8)
+    else:
+        chars = np.frombuffer(joined.encode("utf-32-le"), dtype="<u4")
+    chars = chars.reshape(len(candidates), width)
+    expected = np.array([ord(letter) for letter in prefix], dtype=chars.dtype)
     valid = (chars[:, : len(prefix)] == expected).all(axis=1)
     number = np.zeros(len(candidates), dtype=np.int64)
+    zero = chars.dtype.type(ord("0"))
     for position in range(len(prefix), width):
         # Code points below "0" wrap around to large unsigned numbers.
-        digit = chars[:, position] - np.uint32(ord("0"))
+        digit = chars[:, position] - zero
         valid &= digit < 10
-        number = number * 10 + digit.astype(np.int64)
+        number *= 10
+        number += digit
     numbers[candidates[valid]] = number[valid]
     return numbers
 

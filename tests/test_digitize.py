@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from medkit import datasets
+from medkit._reading import read_categorical
 from medkit.digitize import (
     HOSPITAL,
     LABS,
@@ -22,6 +23,7 @@ from medkit.digitize import (
     VISITS,
     CleanResult,
     Codebook,
+    IdFormat,
     TableSpec,
     clean,
     detect_encoding,
@@ -162,6 +164,48 @@ def test_read_table_ascii_is_utf8(tmp_path: Path) -> None:
     path = write(tmp_path, "a.csv", "a,b\n1,2\n")
     assert detect_encoding(path) == "utf-8"
     assert read_table(path).to_dict("list") == {"a": ["1"], "b": ["2"]}
+
+
+@pytest.mark.parametrize("spec", [PATIENTS, VISITS, LABS], ids=lambda s: s.name)
+def test_read_categorical_cleans_like_read_table(
+    raw_dir: Path, spec: TableSpec
+) -> None:
+    path = raw_dir / f"{spec.name}.csv"
+    expected = clean(read_table(path, spec), spec)
+    actual = clean(read_categorical(path, spec), spec)
+    pd.testing.assert_frame_equal(actual.frame, expected.frame)
+    pd.testing.assert_frame_equal(actual.quarantine, expected.quarantine)
+    pd.testing.assert_frame_equal(actual.duplicates, expected.duplicates)
+    pd.testing.assert_frame_equal(actual.log, expected.log)
+    assert actual.rows_read == expected.rows_read
+
+
+def test_read_categorical_column_types(tmp_path: Path) -> None:
+    path = write(tmp_path, "p.csv", PATIENTS_CSV + "\n")
+    frame = read_categorical(path, PATIENTS)
+    text = read_table(path, PATIENTS)
+    categorical = [c for c in frame if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    assert categorical == ["sex", "birth_date"]
+    assert frame.attrs == text.attrs
+    assert frame.index.equals(text.index)
+    assert frame.astype(object).equals(text.astype(object))
+
+
+def test_read_categorical_keeps_number_like_text(tmp_path: Path) -> None:
+    spec = TableSpec(
+        name="wards",
+        kinds={"ward_id": "id", "ward": "category", "beds": "integer"},
+        key="ward_id",
+        ids={"ward_id": IdFormat(prefix="W", digits=2)},
+        spellings={"ward": {"01": "01", "1": "1", "007": "007"}},
+    )
+    text = "ward_id,ward,beds\nW01,01,007\nW02,1,7\nW03,007,7.0\n"
+    frame = read_categorical(write(tmp_path, "wards.csv", text), spec)
+    assert frame["ward"].astype(object).tolist() == ["01", "1", "007"]
+    assert frame["beds"].astype(object).tolist() == ["007", "7", "7.0"]
+    assert (
+        frame["ward_id"].dtype == read_table(tmp_path / "wards.csv").dtypes["ward_id"]
+    )
 
 
 # clean: rule by rule
@@ -507,6 +551,32 @@ def test_store_rolls_back_on_failure(tmp_path: Path, visits: CleanResult) -> Non
             keys={"visits": "visit_id"},
         )
     assert table_contents(path) == before
+
+
+def test_store_many_rows_round_trip(tmp_path: Path) -> None:
+    # 250 rows are inserted by two statements of 100 rows and 50 of one row.
+    frame = pd.DataFrame(
+        {
+            "id": [f"R{i:03d}" for i in range(250)],
+            "count": pd.array([i if i % 7 else None for i in range(250)], "Int64"),
+            "value": [i / 4 for i in range(250)],
+        }
+    )
+    path = tmp_path / "many.db"
+    store({"rows": frame}, f"sqlite:///{path}", keys={"rows": "id"})
+    rows = table_contents(path)["rows"]
+    assert len(rows) == 250
+    assert rows[0] == ("R000", None, 0.0)
+    assert rows[1] == ("R001", 1, 0.25)
+    assert rows[249] == ("R249", 249, 62.25)
+    assert rows == list(
+        zip(
+            frame["id"],
+            frame["count"].astype(object).where(frame["count"].notna(), None),
+            frame["value"],
+            strict=True,
+        )
+    )
 
 
 def test_store_accepts_engine(visits: CleanResult) -> None:
