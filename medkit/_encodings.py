@@ -65,9 +65,44 @@ def _candidate_encodings(path: Path) -> list[str]:
         except UnicodeDecodeError:
             continue
         fitting.append(encoding)
+    if "gb18030" in fitting and len(fitting) == 1:
+        _check_plausible_gb18030(path)
     if not fitting:
         raise _encoding_error(path)
     return fitting
+
+
+def _check_plausible_gb18030(path: Path) -> None:
+    """Raise EncodingError if GB18030 decodes the file only into rare characters.
+
+    GB18030 decodes almost any byte pair, so a Latin-1 "ü" followed by "l"
+    becomes the rare character 黮 instead of an error. Common Chinese text is
+    in the GB2312 range, where both bytes of a character are 0xA1 or above. A
+    byte of 0x81 or above followed by 0x40-0xA0 starts a character outside that
+    range; when such pairs make up more than 1% of the high bytes, the file is
+    not GB18030 text.
+    """
+    import numpy as np
+
+    data = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    high = data >= 0x81
+    rare = high[:-1] & (data[1:] >= 0x40) & (data[1:] <= 0xA0)
+    if not rare.any() or rare.sum() <= 0.01 * high.sum():
+        return
+    start = int(np.argmax(rare))
+    raw = path.read_bytes()
+    row = raw.count(b"\n", 0, start) + 1
+    pair = raw[start : start + 2]
+    shown = pair.decode("gb18030", errors="replace")
+    raise EncodingError(
+        f"{path} is not UTF-8, and reading it as GB18030 turns bytes such as "
+        f"0x{pair.hex()} in row {row} into rare characters ({shown!r}), so it is "
+        "probably Latin-1 or Windows-1252 text. Re-save the file as UTF-8, or "
+        "pass its encoding to read_table.",
+        path=path,
+        row=row,
+        value=pair,
+    )
 
 
 def _decodes(path: Path, encoding: str) -> bool:

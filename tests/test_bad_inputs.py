@@ -378,3 +378,31 @@ def test_cli_digitize_bad_file_one_line(
     assert "Traceback" not in captured.err
     assert patients.read_bytes() == before
     assert not database.exists()
+
+
+def test_read_latin_1_not_taken_for_gb18030(tmp_path: Path) -> None:
+    row = PATIENT_ROW.replace("Zhang Wei", "Anna Müller")
+    path = write(tmp_path, (PATIENT_HEADER + "\n" + row + "\n").encode("latin-1"))
+
+    error = raises_from_file(
+        path,
+        EncodingError,
+        r"0xfc6c in row 2 into rare characters \('黮'\).*Re-save the file as UTF-8",
+        lambda: read_table(path, PATIENTS),
+    )
+    assert error.row == 2
+
+
+def test_read_gb18030_with_one_rare_character(tmp_path: Path) -> None:
+    rows = [VISIT_ROW.replace("V0000001", f"V{n:07d}") for n in range(1, 201)]
+    rows[5] = rows[5].replace("心内科", "心内科黮")
+    path = write(
+        tmp_path,
+        (VISIT_HEADER + "\n" + "\n".join(rows) + "\n").encode("gb18030"),
+        name="visits.csv",
+    )
+
+    frame = read_table(path, VISITS)
+
+    assert frame.attrs["encoding"] == "gb18030"
+    assert frame.loc[5, "department"] == "心内科黮"
