@@ -27,26 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from _measure import peak_rss_mib, run_child
+
 TIME_TARGET = 3.0
 MEMORY_TARGET = 4.0
-
-
-def _peak_rss_mib() -> float:
-    # On Linux, ru_maxrss survives fork and exec, so a child would start with the
-    # parent's peak. VmHWM is the peak of this process image alone.
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
 
 
 def _child(task: str, path: Path, database: Path) -> None:
@@ -58,7 +46,7 @@ def _child(task: str, path: Path, database: Path) -> None:
     from medkit._reading import read_categorical
     from medkit.digitize import VISITS, clean, encode, store
 
-    baseline = _peak_rss_mib()
+    baseline = peak_rss_mib()
     steps = {}
     start = time.perf_counter()
     cpu_start = time.process_time()
@@ -82,7 +70,7 @@ def _child(task: str, path: Path, database: Path) -> None:
         steps["store"] = time.perf_counter() - start - sum(steps.values())
     seconds = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
-    peak = _peak_rss_mib() - baseline
+    peak = peak_rss_mib() - baseline
     print(
         json.dumps(
             {
@@ -96,13 +84,7 @@ def _child(task: str, path: Path, database: Path) -> None:
 
 
 def _measure(task: str, path: Path, database: Path) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", task, str(path), str(database)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.splitlines()[-1])
+    return run_child(__file__, task, str(path), str(database))
 
 
 def _write_visits(

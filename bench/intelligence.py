@@ -13,7 +13,8 @@ processes so that each starts with the same memory:
 
 Both children compute the folds themselves with the same seed, so they fit the
 same forests on the same rows. The script checks that their fold AUROCs are
-equal. Each task runs ``--repeat`` times, alternating, and the fastest run
+equal within 1e-4; trees run in parallel can swap nearly tied probabilities.
+Each task runs ``--repeat`` times, alternating, and the fastest run
 counts. The script prints both times, their ratio (target: at most 1.1) and the
 peak memory of each task: the increase of the child's peak resident set size
 over its size once the features are built. For each target (equal fold AUROCs,
@@ -32,25 +33,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
-import sys
 import time
-from pathlib import Path
+
+from _measure import peak_rss_mib, run_child
 
 TIME_TARGET = 1.1
 SEED = 2026
-
-
-def _peak_rss_mib() -> float:
-    # On Linux, ru_maxrss survives fork and exec, so a child would start with the
-    # parent's peak. VmHWM is the peak of this process image alone.
-    status = Path("/proc/self/status")
-    if status.exists():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**10
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # macOS: bytes
 
 
 def _features(n_patients: int, n_visits: int):
@@ -131,22 +119,18 @@ def _child(task: str, n_patients: int, n_visits: int, trees: int, jobs: int) -> 
     """Run one measured task and print its seconds, peak memory and AUROCs as JSON."""
     features = _features(n_patients, n_visits)
     run = _run_medkit if task == "medkit" else _run_sklearn
-    baseline = _peak_rss_mib()
+    baseline = peak_rss_mib()
     start = time.perf_counter()
     aurocs = run(features, trees, jobs)
     seconds = time.perf_counter() - start
-    peak = _peak_rss_mib() - baseline
+    peak = peak_rss_mib() - baseline
     print(json.dumps({"seconds": seconds, "peak_mib": peak, "aurocs": aurocs}))
 
 
 def _measure(task: str, args: argparse.Namespace) -> dict:
-    command = [sys.executable, __file__, "--child", task]
-    command += ["--patients", str(args.patients), "--visits", str(args.visits)]
-    command += ["--trees", str(args.trees), "--jobs", str(args.jobs)]
-    child = subprocess.run(command, capture_output=True, text=True)
-    if child.returncode:
-        raise SystemExit(f"The {task} run failed:\n{child.stderr}")
-    return json.loads(child.stdout.splitlines()[-1])
+    options = ["--patients", str(args.patients), "--visits", str(args.visits)]
+    options += ["--trees", str(args.trees), "--jobs", str(args.jobs)]
+    return run_child(__file__, task, *options)
 
 
 def main() -> None:
@@ -192,10 +176,19 @@ def main() -> None:
     ):
         print(f"{label} {fastest[task]['seconds']:7.2f} s   peak +{peak[task]:.0f} MiB")
 
-    same = fastest["medkit"]["aurocs"] == fastest["sklearn"]["aurocs"]
+    # A forest run in parallel adds its trees' votes in any order, so nearly tied
+    # probabilities can swap places and move an AUROC by about 1e-5.
+    difference = max(
+        abs(ours - theirs)
+        for ours, theirs in zip(
+            fastest["medkit"]["aurocs"], fastest["sklearn"]["aurocs"], strict=True
+        )
+    )
+    same = difference <= 1e-4
     aurocs = ", ".join(f"{value:.4f}" for value in fastest["medkit"]["aurocs"])
-    print(f"fold AUROCs: {aurocs} ({'identical' if same else 'DIFFERENT'} in both)")
-    print(f"  target identical AUROCs: {_verdict(same)}")
+    verdict = f"{'equal' if same else 'DIFFERENT'}, up to {difference:.1g} apart"
+    print(f"fold AUROCs: {aurocs} ({verdict} in both)")
+    print(f"  target AUROCs equal within 1e-4: {_verdict(same)}")
     ratio = fastest["medkit"]["seconds"] / fastest["sklearn"]["seconds"]
     print(f"time ratio:  {ratio:.3f}")
     print(
