@@ -1,6 +1,6 @@
 """nbgrader settings for JupyterLab started in the repository root (``make lab``).
 
-The course root is ``assignments/``; its own ``nbgrader_config.py`` holds the
+The course root is ``assignments/``; its own ``nbgrader_config.py`` contains the
 course settings, loaded here so formgrader and the assignment list find them.
 """
 

@@ -29,11 +29,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _measure import run_child
 
 TIME_TARGET_SECONDS = 60.0
 MEMORY_TARGET_MIB = 2048.0
@@ -88,13 +88,7 @@ def _child(task: str, path: Path, n_notes: int) -> None:
 
 
 def _measure(task: str, path: Path, n_notes: int) -> dict[str, float]:
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", task, str(path), str(n_notes)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return json.loads(output.splitlines()[-1])
+    return run_child(__file__, task, str(path), str(n_notes))
 
 
 def _write_notes(

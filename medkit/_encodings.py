@@ -79,8 +79,8 @@ def _check_plausible_gb18030(path: Path) -> None:
     becomes the rare character 黮 instead of an error. Common Chinese text is
     in the GB2312 range, where both bytes of a character are 0xA1 or above. A
     byte of 0x81 or above followed by 0x40-0xA0 starts a character outside that
-    range; when such pairs make up more than 1% of the high bytes, the file is
-    not GB18030 text.
+    range. When such pairs make up more than 1% of the high bytes, the file is
+    taken to be another encoding.
     """
     import numpy as np
 

@@ -98,7 +98,7 @@ def find_lessons(directory: str | Path | None = None) -> list[Path]:
     Raises
     ------
     NotebookError
-        If the folder holds no lesson notebook.
+        If the folder contains no lesson notebook.
     """
     directory = LESSONS_DIR if directory is None else Path(directory)
     lessons = sorted(directory.glob(LESSON_PATTERN))
