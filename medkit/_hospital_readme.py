@@ -13,6 +13,7 @@ from medkit import _hospital_templates as tpl
 from medkit._hospital_export import CREATININE_MG_DL_FACTOR
 from medkit._hospital_faults import MISSING_TOKENS
 from medkit._hospital_truth import MAX_VISITS
+from medkit._privacy_records import ROLES
 
 if TYPE_CHECKING:
     from medkit.datasets import HospitalData
@@ -178,12 +179,18 @@ def render_readme(data: HospitalData) -> str:
         "",
         "Types and allowed values describe the clean data. The raw files break them "
         "as listed under Faults.",
+        "",
+        "The privacy role says what `medkit.privacy.deidentify` does with a column "
+        "before records leave the hospital: a direct identifier is dropped, a key "
+        "is replaced by a keyed pseudonym, a quasi-identifier is generalised (age "
+        "bands, months, postcode prefixes), and sensitive and other values are kept.",
     ]
+    header = ("column", "meaning", "type", "unit", "allowed values", "privacy role")
     for name, columns in COLUMNS.items():
+        roles = ROLES.get(name, {})
+        rows = [(*column, roles.get(column[0], "")) for column in columns]
         lines += ["", f"### raw/{name}.csv", ""]
-        lines += _table(
-            ("column", "meaning", "type", "unit", "allowed values"), columns
-        )
+        lines += _table(header, rows)
     lines += ["", *_faults_section(data), "", *_answer_key_section(data)]
     lines += ["", *_model_section(data), "", *_notes_section()]
     return "\n".join(lines) + "\n"

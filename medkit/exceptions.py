@@ -228,3 +228,121 @@ class ModelSettingError(MedkitError, ValueError):
         super().__init__(message)
         self.name = name
         self.value = value
+
+
+class PrivacyError(MedkitError, ValueError):
+    """Records or settings that de-identification cannot handle."""
+
+
+class PrivacyKeyError(PrivacyError):
+    """A pseudonym key that is missing, unreadable or too short.
+
+    Parameters
+    ----------
+    message : str
+        What failed and how to set the key.
+    source : str, optional
+        The environment variable or file the key was read from; never the key.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        super().__init__(message)
+        self.source = source
+
+
+class IdentifierFoundError(PrivacyError):
+    """Data that still contains direct identifiers such as names or phone numbers.
+
+    Parameters
+    ----------
+    message : str
+        What was found and what to do next.
+    report : medkit.privacy.ScanReport
+        The scanner's findings, with values masked.
+    """
+
+    def __init__(self, message: str, *, report: object) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class ServiceError(MedkitError, RuntimeError):
+    """A request to a medkit site service that failed or was rejected.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    status : int, optional
+        The HTTP status code of the response; None when no response arrived,
+        for example because the service could not be reached.
+    reason : str, optional
+        The reason that the service sent with the response.
+    method : str, optional
+        The HTTP method of the request.
+    url : str, optional
+        The URL of the request.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.method = method
+        self.url = url
+
+
+class ServiceSettingError(MedkitError, ValueError):
+    """A setting that a medkit site service or its client cannot use.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    name : str
+        The setting that failed.
+    value : object
+        The offending value; a token is never stored here.
+    """
+
+    def __init__(self, message: str, *, name: str, value: object = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.value = value
+
+
+class RecordFormatError(MedkitError, ValueError):
+    """Records that cannot be sent as strict JSON, such as infinite numbers.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    column : str, optional
+        The column or field that failed.
+    rows : list of int, optional
+        Positions (from 0) of the offending records, at most the first ten.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        column: str | None = None,
+        rows: list[int] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.column = column
+        self.rows = rows
+
+
+class FhirError(MedkitError, ValueError):
+    """Tables that cannot be converted to valid FHIR resources."""
