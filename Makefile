@@ -24,8 +24,10 @@ test: $(STAMP)
 # JupyterLab refuses to start as root without --allow-root (containers, CI).
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
+# The formgrader runs alembic by name, so .venv/bin goes first on PATH.
 lab: $(STAMP)
-	$(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG)
+	mkdir -p build/exchange
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG)
 
 lint: $(STAMP)
 	$(BIN)/ruff check medkit tests bench notebooks assignments nbgrader_config.py
@@ -34,6 +36,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/digitize.py
 	$(BIN)/python bench/intelligence.py
+	$(BIN)/python bench/network.py
 	$(BIN)/python bench/personalize.py
 
 clean:

@@ -8,6 +8,11 @@ from pathlib import Path
 
 c = get_config()  # noqa: F821 (traitlets defines get_config when it loads this file)
 
-course_root = Path(__file__).resolve().parent / "assignments"
+project = Path(__file__).resolve().parent
+course_root = project / "assignments"
 c.CourseDirectory.root = str(course_root)
 load_subconfig(str(course_root / "nbgrader_config.py"))  # noqa: F821 (traitlets)
+
+# One person's exchange, so Release, Fetch and Submit work on a laptop. nbgrader's
+# default, /srv/nbgrader/exchange, is for a shared server (see deploy/).
+c.Exchange.root = str(project / "build" / "exchange")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -171,10 +172,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     digitize.set_defaults(run=_digitize)
 
+    serve = _add_serve(commands)
+
     # Accept -v after the command too; unset there, it keeps the value given before.
-    for command in (build, run, release, grade, check, make, digitize):
+    for command in (build, run, release, grade, check, make, digitize, serve):
         _add_verbose(command, default=argparse.SUPPRESS)
     return parser
+
+
+def _add_serve(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    serve = commands.add_parser(
+        "serve",
+        help="run one site's record-sharing service until Ctrl+C",
+        description=(
+            "Run one site's record-sharing service. The bearer token comes from "
+            "the MEDKIT_TOKEN environment variable; without it a new token is "
+            "generated and printed."
+        ),
+    )
+    serve.add_argument("--site", required=True, metavar="NAME", help="site name")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=8000,
+        metavar="P",
+        help="TCP port; 0 picks a free one (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; the default accepts this machine only "
+        "(default: %(default)s)",
+    )
+    serve.add_argument(
+        "--db",
+        metavar="URL",
+        help="SQLAlchemy database URL (default: sqlite:///build/sites/NAME.db)",
+    )
+    serve.set_defaults(run=_serve)
+    return serve
 
 
 def _add_dataset_size(parser: argparse.ArgumentParser) -> None:
@@ -277,6 +313,32 @@ def _digitize(args: argparse.Namespace) -> None:
     )
     print(f"Stored in {report.url}:")
     print(report.counts.to_string())
+
+
+def _serve(args: argparse.Namespace) -> None:
+    from medkit.network import TOKEN_ENV, new_token, serve
+
+    token = os.environ.get(TOKEN_ENV)
+    if not token:
+        token = new_token()
+        print(f"Token (set {TOKEN_ENV} to choose one): {token}", flush=True)
+    db_url = args.db or f"sqlite:///{BUILD_DIR / 'sites' / args.site}.db"
+    if not args.verbose:
+        # A service reports its starts, stops and rejected requests by default.
+        logging.getLogger("medkit").setLevel(logging.INFO)
+
+    def announce(url: str) -> None:
+        print(f"Site {args.site} serving on {url} (Ctrl+C stops it)", flush=True)
+
+    serve(
+        args.site,
+        token=token,
+        db_url=db_url,
+        port=args.port,
+        host=args.host,
+        on_start=announce,
+        access_log=args.verbose >= 2,
+    )
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -30,8 +30,15 @@ def test_describe_stage_names_formula() -> None:
     assert "03_networking.ipynb" in text
 
 
-def test_describe_stage_marks_unreleased_stage() -> None:
-    assert "in preparation" in widgets.describe_stage("networking")
+def test_describe_stage_marks_unreleased_stage(monkeypatch) -> None:
+    import dataclasses
+
+    from medkit.widgets import _welcome
+
+    unreleased = dataclasses.replace(_welcome.STAGES[2], ready=False)
+    monkeypatch.setattr(_welcome, "STAGES", (*_welcome.STAGES[:2], unreleased))
+
+    assert "in preparation" in widgets.describe_stage(unreleased.key)
     assert "in preparation" not in widgets.describe_stage("digitization")
 
 

@@ -73,7 +73,6 @@ STAGES: tuple[Stage, ...] = (
         ),
         lesson="03_networking.ipynb",
         module="medkit.network",
-        ready=False,
     ),
     Stage(
         key="personalization",
