@@ -21,7 +21,12 @@ import numpy as np
 import pandas as pd
 
 from medkit._service_schema import RECORD_FIELDS
-from medkit.exceptions import RecordFormatError, ServiceError, ServiceSettingError
+from medkit.exceptions import (
+    ModelFileError,
+    RecordFormatError,
+    ServiceError,
+    ServiceSettingError,
+)
 
 logger = logging.getLogger("medkit.network")
 
@@ -66,9 +71,10 @@ class SiteClient:
     Parameters
     ----------
     base_url : str
-        The site's address, such as ``http://127.0.0.1:8000``.
+        The site's address with its scheme, such as ``http://127.0.0.1:8000``.
     token : str
-        The site's bearer token.
+        The site's bearer token: its write token, or a read-only token that
+        it gave this site.
     timeout : float, default=10.0
         Seconds to wait to connect, and for each read or write.
     retries : int, default=3
@@ -77,6 +83,12 @@ class SiteClient:
         Seconds before the first retry.
     transport : httpx.BaseTransport, optional
         The httpx transport, for example ``httpx.MockTransport`` in tests.
+
+    Raises
+    ------
+    ServiceSettingError
+        If ``base_url`` is not an http:// or https:// address, or ``token``
+        is empty or contains whitespace.
 
     Examples
     --------
@@ -102,7 +114,8 @@ class SiteClient:
                 name="retries",
                 value=retries,
             )
-        self.base_url = base_url.rstrip("/")
+        self.base_url = _check_base_url(base_url)
+        _check_client_token(token)
         self.retries = retries
         self.backoff = backoff
         self._http = httpx.Client(
@@ -287,8 +300,16 @@ class SiteClient:
         -------
         dict
             ``{"name", "bytes", "sha256", "uploaded_at"}`` as the site stored it.
+
+        Raises
+        ------
+        ModelFileError
+            If ``path`` is missing or cannot be read.
+        ServiceError
+            If the site rejects the file, for example because the token is
+            read-only or the file is not a medkit model.
         """
-        content = Path(path).read_bytes()
+        content = _read_model_file(path)
         info = self._request(
             "PUT",
             f"/models/{name}",
@@ -375,6 +396,61 @@ class SiteClient:
             delay,
         )
         time.sleep(delay)
+
+
+def _check_base_url(base_url: object) -> str:
+    problem = None
+    if not isinstance(base_url, str) or not base_url.strip():
+        problem = "is empty"
+    else:
+        try:
+            url = httpx.URL(base_url.strip())
+        except httpx.InvalidURL as error:
+            problem = f"is not a URL ({error})"
+        else:
+            if url.scheme not in ("http", "https") or not url.host:
+                problem = "has no http:// or https:// scheme and host"
+    if problem:
+        raise ServiceSettingError(
+            f"Site address {base_url!r} {problem}; give the address the site "
+            "printed, such as 'http://127.0.0.1:8000'.",
+            name="base_url",
+            value=base_url,
+        )
+    return base_url.strip().rstrip("/")
+
+
+def _check_client_token(token: object) -> None:
+    if not isinstance(token, str) or not token.strip():
+        raise ServiceSettingError(
+            "The token is empty; give the token that the site printed or gave you "
+            "(site.token, or a read-only token).",
+            name="token",
+        )
+    if any(character.isspace() for character in token):
+        raise ServiceSettingError(
+            "The token contains whitespace, which no site token has; check that "
+            "it was copied whole, without spaces or line breaks.",
+            name="token",
+        )
+
+
+def _read_model_file(path: str | Path) -> bytes:
+    path = Path(path)
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelFileError(
+            f"Model file {str(path)!r} not found; save the model first with "
+            "medkit.intelligence.save_model, or check the path.",
+            path=path,
+        ) from None
+    except OSError as error:
+        raise ModelFileError(
+            f"Cannot read model file {str(path)!r}: {error.strerror or error}. "
+            "Give the path of a .skops file.",
+            path=path,
+        ) from None
 
 
 def _add_receipt(result: UploadResult, sent: Future) -> None:

@@ -77,9 +77,10 @@ def load_key(path: str | Path | None = None, *, env: str = KEY_ENV) -> bytes:
         16 bytes. The message names the source, never the key.
     """
     how_to_set = _HOW_TO_SET.replace("{env}", env)
+    shared_file = None
     if path is not None:
         source = str(path)
-        text = _read_key_file(Path(path).expanduser(), how_to_set)
+        text, shared_file = _read_key_file(Path(path).expanduser(), how_to_set)
     else:
         source = f"${env}"
         text = os.environ.get(env)
@@ -100,11 +101,18 @@ def load_key(path: str | Path | None = None, *, env: str = KEY_ENV) -> bytes:
             f"least {MIN_KEY_BYTES}. " + how_to_set,
             source=source,
         )
+    if shared_file is not None:
+        logger.warning(
+            "Pseudonym key file %s is readable by other users; "
+            "restrict it with `chmod 600`.",
+            shared_file,
+        )
     logger.debug("Read a pseudonym key of %d bytes from %s", len(key), source)
     return key
 
 
-def _read_key_file(path: Path, how_to_set: str) -> str:
+def _read_key_file(path: Path, how_to_set: str) -> tuple[str, Path | None]:
+    """Return the file's text, and the path if other users may read it."""
     try:
         text = path.read_text(encoding="utf-8")
         mode = path.stat().st_mode
@@ -117,22 +125,31 @@ def _read_key_file(path: Path, how_to_set: str) -> str:
             f"Cannot read pseudonym key file {path}: {error}. " + how_to_set,
             source=str(path),
         ) from None
-    if mode & (stat.S_IRGRP | stat.S_IROTH):
-        logger.warning(
-            "Pseudonym key file %s is readable by other users; "
-            "restrict it with `chmod 600`.",
-            path,
-        )
-    return text
+    return text, path if mode & (stat.S_IRGRP | stat.S_IROTH) else None
 
 
-def _key_bytes(key: bytes | str) -> bytes:
+def key_bytes(key: bytes | str) -> bytes:
+    """Return a pseudonym key as bytes: text as UTF-8, as :func:`load_key` reads it.
+
+    The text from :func:`new_key` and the bytes that :func:`load_key` reads
+    from a file holding that text are the same key.
+
+    Raises
+    ------
+    PrivacyKeyError
+        If ``key`` is neither bytes nor text, or shorter than 16 bytes.
+    """
     if isinstance(key, str):
         key = key.encode("utf-8")
-    if not isinstance(key, bytes | bytearray) or not key:
+    if not isinstance(key, bytes | bytearray):
         raise PrivacyKeyError(
-            "The pseudonym key must be non-empty bytes, such as the value "
-            "load_key() returns."
+            f"The pseudonym key is a {type(key).__name__}; expected bytes or text, "
+            "such as the value of new_key() or load_key()."
+        )
+    if len(key) < MIN_KEY_BYTES:
+        raise PrivacyKeyError(
+            f"The pseudonym key has {len(key)} bytes; expected at least "
+            f"{MIN_KEY_BYTES}. Use new_key() or load_key()."
         )
     return bytes(key)
 
@@ -151,12 +168,20 @@ def _digests(texts: Iterable[str], key: bytes, label: bytes = b"") -> list[bytes
 def _as_series(values: pd.Series | Iterable[object]) -> pd.Series:
     if isinstance(values, pd.Series):
         return values
+    if isinstance(values, str | bytes):
+        # Iterating a str would treat each character as a value. The value is
+        # not shown, because it may be an identifier.
+        raise PrivacyError(
+            f"Expected a Series or a list of values, got a single "
+            f"{type(values).__name__} of {len(values)} characters; wrap it in a "
+            "list, such as [value]."
+        )
     return pd.Series(list(values), dtype=object)
 
 
 def pseudonymize(
     values: pd.Series | Iterable[str],
-    key: bytes,
+    key: bytes | str,
     *,
     prefix: str = "P",
     length: int = 12,
@@ -171,8 +196,9 @@ def pseudonymize(
     ----------
     values : Series or iterable of str
         The identifiers. Non-text values are converted with ``str``.
-    key : bytes
-        The pseudonym key, usually from :func:`load_key`.
+    key : bytes or str
+        The pseudonym key, at least 16 bytes: from :func:`load_key`, or the
+        text of :func:`new_key` (used as UTF-8 bytes).
     prefix : str, default="P"
         Text put before the hex digits, such as "P" for patients and "R" for
         records.
@@ -189,9 +215,10 @@ def pseudonymize(
     Raises
     ------
     PrivacyError
-        If ``length`` is out of range or two different IDs get the same pseudonym.
+        If ``values`` is a single str, ``length`` is out of range, or two
+        different IDs get the same pseudonym.
     PrivacyKeyError
-        If ``key`` is empty.
+        If ``key`` is shorter than 16 bytes.
 
     Examples
     --------
@@ -199,7 +226,7 @@ def pseudonymize(
     >>> pseudonymize(["000123", None], key).tolist()
     ['P25da0fecadbc', nan]
     """
-    key = _key_bytes(key)
+    key = key_bytes(key)
     if not 8 <= length <= 64:
         raise PrivacyError(
             f"Pseudonym length {length} is out of range; expected 8 to 64 hex digits."
@@ -221,7 +248,7 @@ def pseudonymize(
 def shift_dates(
     dates: pd.Series | Iterable[object],
     ids: pd.Series | Iterable[object],
-    key: bytes,
+    key: bytes | str,
     max_days: int = 180,
 ) -> pd.Series:
     """Move each patient's dates by the same secret number of days.
@@ -239,8 +266,8 @@ def shift_dates(
         reads. Missing dates stay missing.
     ids : Series or iterable of str
         The patient ID of each date, in the same order.
-    key : bytes
-        The pseudonym key.
+    key : bytes or str
+        The pseudonym key, as for :func:`pseudonymize`.
     max_days : int, default=180
         Largest shift in days, at least 1.
 
@@ -255,7 +282,7 @@ def shift_dates(
         If ``dates`` and ``ids`` differ in length, ``max_days`` is below 1, or a
         date cannot be read.
     """
-    key = _key_bytes(key)
+    key = key_bytes(key)
     if max_days < 1:
         raise PrivacyError(f"max_days is {max_days}; expected at least 1 day.")
     date_series = _as_series(dates)
@@ -280,8 +307,12 @@ def shift_dates(
 
 
 def _to_datetime(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
     try:
-        return pd.to_datetime(values)
+        # An explicit format: inferring one warns, and reads "03/07/2024" as
+        # 7 March or 3 July depending on the other values.
+        return pd.to_datetime(values, format="ISO8601")
     except (ValueError, TypeError) as error:
         raise PrivacyError(
             f"Cannot read dates: {error}. Write dates as ISO text (YYYY-MM-DD)."

@@ -16,7 +16,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from medkit._privacy_keys import _as_series, _to_datetime, pseudonymize, shift_dates
+from medkit._privacy_keys import (
+    _as_series,
+    _to_datetime,
+    key_bytes,
+    pseudonymize,
+    shift_dates,
+)
 from medkit.exceptions import MissingColumnError, PrivacyError
 
 logger = logging.getLogger(__name__)
@@ -160,9 +166,13 @@ def age_band(
     bad = numbers.isna() & series.notna() | (numbers < 0)
     if bad.any():
         where = int(np.flatnonzero(bad.to_numpy())[0])
+        value = series.iloc[where]
+        shown = (
+            f"{value:g}" if isinstance(value, int | float | np.number) else repr(value)
+        )
         raise PrivacyError(
-            f"Age {series.iloc[where]!r} at position {where} is not a non-negative "
-            "number of years; clean the ages first."
+            f"Age {shown} at position {where} is not a non-negative number of "
+            "years; clean the ages first."
         )
     lower = (np.floor(numbers / width) * width).mask(numbers >= top, top)
     labels = {
@@ -248,7 +258,7 @@ def _require(frame: pd.DataFrame, columns: Iterable[str], what: str) -> None:
 def deidentify(
     frame: pd.DataFrame,
     table: str,
-    key: bytes,
+    key: bytes | str,
     *,
     dates: Literal["month", "shift"] = "month",
     max_shift_days: int = 180,
@@ -275,8 +285,8 @@ def deidentify(
         Clean records of one table, such as ``load_answer_key("visits")``.
     table : str
         A table of ``ROLES``.
-    key : bytes
-        The pseudonym key.
+    key : bytes or str
+        The pseudonym key, at least 16 bytes (see :func:`pseudonymize`).
     dates : {"month", "shift"}, default="month"
         How dates are generalised.
     max_shift_days : int, default=180
@@ -299,6 +309,7 @@ def deidentify(
         If ``table`` or a role is unknown, or a column has no role: a column
         without a role may be an identifier, so it is never passed through.
     """
+    key = key_bytes(key)
     if table not in ROLES:
         raise PrivacyError(
             f"Unknown table {table!r}; expected one of {', '.join(ROLES)}."
@@ -353,7 +364,7 @@ def deidentify(
 
 
 def shared_records(
-    patients: pd.DataFrame, visits: pd.DataFrame, key: bytes, site: str
+    patients: pd.DataFrame, visits: pd.DataFrame, key: bytes | str, site: str
 ) -> pd.DataFrame:
     """Build one de-identified shared record per inpatient stay.
 
@@ -371,8 +382,9 @@ def shared_records(
         ``discharge_date``, ``department``, ``icd10``, ``age`` (years),
         ``systolic_bp`` (mmHg), ``heart_rate`` (beats per minute) and
         ``readmit_30d`` (0 or 1).
-    key : bytes
-        The pseudonym key, from :func:`load_key`.
+    key : bytes or str
+        The pseudonym key, at least 16 bytes: from :func:`load_key`, or the
+        text of :func:`new_key`.
     site : str
         Name of the sending site.
 
@@ -393,6 +405,7 @@ def shared_records(
         patient is not in ``patients``, ``sex`` has a value other than "M" or
         "F", or a stay ends before it starts.
     """
+    key = key_bytes(key)
     if not isinstance(site, str) or not site.strip():
         raise PrivacyError(
             f"Site name {site!r} is empty; give the sending site's name."

@@ -181,15 +181,26 @@ def scan_frame(
         header = HEADER_KINDS.get(_header_key(column))
         if header is not None:
             # A column named for an identifier is reported once, as a whole.
+            # In a list of records, where the field may be in a few records
+            # only, the location names the first of them.
             if len(texts):
+                first = _plain(texts.index[0]) if row_word == "record" else None
+                location = place
+                if first is not None:
+                    location = f"{prefix}record {first}, {column_word} {column!r}"
+                    if len(texts) > 1:
+                        more = len(texts) - 1
+                        noun = "record" if more == 1 else "records"
+                        location += f" and {more} more {noun}"
                 report.add(
                     Finding(
                         header,
-                        place,
+                        location,
                         mask(header, texts.iloc[0]),
                         rule="column name",
                         count=len(texts),
                         column=str(column),
+                        row=first,
                     )
                 )
             continue

@@ -6,7 +6,7 @@ import contextlib
 import logging
 import re
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import medkit
 from medkit import privacy
+from medkit._service_docs import add_docs
 from medkit._service_guard import PUBLIC_PATHS, SiteGuard, set_rejection_reason
 from medkit._service_schema import (
     FILTER_FIELDS,
@@ -33,16 +34,18 @@ from medkit._service_schema import (
     Stats,
     StrictJSONRoute,
     UploadReceipt,
+    counted,
     describe_validation_error,
 )
 from medkit._service_store import RecordConflict, SiteStore
+from medkit._specs import DEPARTMENTS
 from medkit.exceptions import ModelFileError, ServiceSettingError
 
 logger = logging.getLogger("medkit.network")
 
 MIN_TOKEN_LENGTH = 16
 MIN_CELL = 5
-"""Cells of ``GET /stats`` with fewer records than this are suppressed."""
+"""Cells of ``GET /stats`` with fewer different patients than this are suppressed."""
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 """Site and model names: letters, digits, '_', '.' and '-', at most 64 characters."""
@@ -65,6 +68,9 @@ def create_app(
     site: str,
     *,
     token: str,
+    read_tokens: Iterable[str] = (),
+    accept_sites: Iterable[str] = (),
+    departments: Iterable[str] | None = None,
     db_url: str = "sqlite://",
     max_body_bytes: int = 5_000_000,
     max_model_bytes: int = 20_000_000,
@@ -74,20 +80,30 @@ def create_app(
 ) -> FastAPI:
     """Build the web service of one site.
 
-    The service stores shared records (see
+    The service stores the site's own shared records (see
     :data:`medkit.network.RECORD_FIELDS`) and model files, and responds
-    to queries about them. Every path except ``/health``, ``/docs`` and
-    ``/openapi.json`` requires the header ``Authorization: Bearer <token>``:
-    without it the service responds with 401, with another token 403.
+    to queries about them. Every path except ``/health``, ``/docs``,
+    ``/redoc`` and ``/openapi.json`` requires the header ``Authorization:
+    Bearer <token>``: without it the service responds with 401, with an
+    unknown token 403. The write token may do everything; a read-only token
+    (``read_tokens``, for partner sites) may only send GET requests and gets
+    403 on ``POST /records`` and ``PUT /models/{name}``.
+
+    The service speaks plain HTTP, so a token crosses the network in clear
+    text. Keep the default address 127.0.0.1, or put the service behind a
+    TLS proxy (HTTPS) before binding beyond the loopback address.
 
     Endpoints:
 
     * ``GET /health``: ``{"status": "ok", "site": ..., "records": n}``.
     * ``POST /records``: body ``{"records": [...]}``. The service scans the
-      records with :func:`medkit.privacy.scan`. It rejects the whole upload
-      with 422 if it finds a direct identifier, a field outside the shared
-      record or an invalid value, and with 409 if a stored record has the same
-      ``record_id`` and other values. Otherwise it stores them in one
+      records with :func:`medkit.privacy.scan`, and also rejects any text
+      with a run of 15 to 18 digits, which may be an ID number. It rejects
+      the whole upload with 422 if it finds an identifier, a field outside
+      the shared record, an invalid value, a department outside
+      ``departments`` or a ``site`` that is neither ``site`` nor in
+      ``accept_sites``. It rejects it with 409 if a stored record has the
+      same ``record_id`` and other values. Otherwise it stores them in one
       transaction and returns ``{"stored": n, "existing": m, "batch_id": ...}``,
       where ``existing`` counts the records sent that were not stored because
       the same record was stored before or repeated in the batch.
@@ -97,8 +113,10 @@ def create_app(
       size above ``max_page_size`` or an unknown query parameter gets 422.
     * ``GET /records/{record_id}``: one record, or 404.
     * ``GET /stats?group_by=department,icd10``: the number of records and the
-      30-day readmission rate per group; groups of fewer than ``min_cell``
-      records are left out and counted in ``suppressed``.
+      30-day readmission rate per group. Groups of fewer than ``min_cell``
+      different patients are left out and counted in ``suppressed``; when
+      that leaves out exactly one group, the next smallest group is left out
+      too, so that the total cannot give its count away.
     * ``PUT /models/{name}`` with the bytes of a skops model file,
       ``GET /models/{name}`` and ``GET /models``.
 
@@ -110,8 +128,19 @@ def create_app(
     site : str
         The site's name: letters, digits, '_', '.' and '-'.
     token : str
-        The bearer token that clients must send, at least 16 characters; for
+        The site's write token, at least 16 characters without spaces; for
         example from :func:`medkit.network.new_token`.
+    read_tokens : iterable of str, default=()
+        Read-only tokens to give partner sites, each as long as ``token``
+        must be and different from it.
+    accept_sites : iterable of str, default=()
+        Other sites whose records this service also stores, such as a
+        coordinating site that pools partners' uploads. By default it
+        stores only records whose ``site`` is ``site``.
+    departments : iterable of str, optional
+        The departments that a record may name. By default the departments
+        of the course's hospitals (``medkit.digitize.DEPARTMENTS``), which
+        site B also uses once its traditional characters are cleaned.
     db_url : str, default="sqlite://"
         A SQLAlchemy database URL. The default keeps the records in memory
         until the site stops; ``sqlite:///path/site.db`` keeps them in a file.
@@ -123,7 +152,7 @@ def create_app(
         Records per page of ``GET /records`` when none is requested, and the
         maximum that a request may ask for.
     min_cell : int, default=5
-        Groups of ``GET /stats`` with fewer records are suppressed.
+        Groups of ``GET /stats`` with fewer different patients are suppressed.
 
     Returns
     -------
@@ -133,11 +162,14 @@ def create_app(
     Raises
     ------
     ServiceSettingError
-        If a setting is invalid, such as a token shorter than 16 characters.
+        If a setting is invalid, such as a token shorter than 16 characters,
+        or the database URL cannot be opened.
     """
+    read_tokens = _check_tokens(token, read_tokens)
+    accepted = _check_sites(site, accept_sites)
+    allowed_departments = _check_departments(departments)
     _check_settings(
         site,
-        token,
         max_body_bytes=max_body_bytes,
         max_model_bytes=max_model_bytes,
         default_page_size=default_page_size,
@@ -159,14 +191,16 @@ def create_app(
         description="Shares one site's de-identified inpatient stays, aggregate "
         "statistics and model files. Send 'Authorization: Bearer <token>'.",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,
         redoc_url=None,
     )
+    add_docs(app, f"medkit site {site}")
     app.router.route_class = StrictJSONRoute
     app.state.site = site
     app.state.store = store
+    checks = RecordChecks(site, accepted, allowed_departments)
     _add_error_handlers(app)
-    _add_record_routes(app, store, site, default_page_size, max_page_size)
+    _add_record_routes(app, store, checks, default_page_size, max_page_size)
     _add_stats_route(app, store, min_cell)
     _add_model_routes(app, store)
     _document_bearer_auth(app)
@@ -176,25 +210,14 @@ def create_app(
             return max_model_bytes
         return max_body_bytes
 
-    app.add_middleware(SiteGuard, token=token, body_limit=body_limit)
+    app.add_middleware(
+        SiteGuard, token=token, read_tokens=read_tokens, body_limit=body_limit
+    )
     return app
 
 
-def _check_settings(site: str, token: str, **sizes: int) -> None:
-    if not isinstance(site, str) or not re.fullmatch(NAME_PATTERN, site):
-        raise ServiceSettingError(
-            f"Site name {site!r} is invalid; use 1 to 64 letters, digits, '_', '.' "
-            "or '-', starting with a letter or digit.",
-            name="site",
-            value=site,
-        )
-    if not isinstance(token, str) or len(token) < MIN_TOKEN_LENGTH:
-        length = len(token) if isinstance(token, str) else 0
-        raise ServiceSettingError(
-            f"The token has {length} characters; use at least {MIN_TOKEN_LENGTH}, "
-            "for example from medkit.network.new_token().",
-            name="token",
-        )
+def _check_settings(site: str, **sizes: int) -> None:
+    check_site_name(site)
     for name, value in sizes.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ServiceSettingError(
@@ -212,6 +235,84 @@ def _check_settings(site: str, token: str, **sizes: int) -> None:
         )
 
 
+def check_site_name(site: str, setting: str = "site") -> None:
+    """Raise ServiceSettingError unless ``site`` is a valid site name."""
+    if not isinstance(site, str) or not re.fullmatch(NAME_PATTERN, site):
+        raise ServiceSettingError(
+            f"Site name {site!r} is invalid; use 1 to 64 letters, digits, '_', '.' "
+            "or '-', starting with a letter or digit.",
+            name=setting,
+            value=site,
+        )
+
+
+def check_token(token: object, setting: str = "token") -> str:
+    """Return ``token`` if a service can use it, or raise ServiceSettingError.
+
+    A token is at least 16 characters long and has no whitespace, because a
+    client sends it in a header that cannot carry leading or trailing spaces.
+    """
+    if not isinstance(token, str) or not token.strip():
+        raise ServiceSettingError(
+            f"The {setting} is empty or blank; use one of at least "
+            f"{MIN_TOKEN_LENGTH} characters, for example from "
+            "medkit.network.new_token().",
+            name=setting,
+        )
+    if any(character.isspace() for character in token):
+        raise ServiceSettingError(
+            f"The {setting} contains whitespace, which a client cannot send in "
+            "the Authorization header; use one from medkit.network.new_token().",
+            name=setting,
+        )
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise ServiceSettingError(
+            f"The {setting} has {len(token)} characters; use at least "
+            f"{MIN_TOKEN_LENGTH}, for example from medkit.network.new_token().",
+            name=setting,
+        )
+    return token
+
+
+def _check_tokens(token: str, read_tokens: Iterable[str]) -> list[str]:
+    check_token(token)
+    if isinstance(read_tokens, str):
+        read_tokens = [read_tokens]
+    reads = [check_token(read, "read-only token") for read in read_tokens]
+    if token in reads:
+        raise ServiceSettingError(
+            "A read-only token is the same as the write token, so it could write; "
+            "make a separate one with medkit.network.new_token().",
+            name="read_tokens",
+        )
+    return reads
+
+
+def _check_sites(site: str, accept_sites: Iterable[str]) -> frozenset[str]:
+    if isinstance(accept_sites, str):
+        accept_sites = [accept_sites]
+    accepted = set(accept_sites)
+    for other in accepted:
+        check_site_name(other, "accept_sites")
+    return frozenset({site, *accepted})
+
+
+def _check_departments(departments: Iterable[str] | None) -> frozenset[str]:
+    if departments is None:
+        return frozenset(DEPARTMENTS)
+    if isinstance(departments, str):
+        departments = [departments]
+    allowed = frozenset(departments)
+    bad = [d for d in allowed if not isinstance(d, str) or not d.strip()]
+    if not allowed or bad:
+        raise ServiceSettingError(
+            f"departments is {sorted(map(repr, allowed))}; give at least one "
+            "department name, each a non-empty text.",
+            name="departments",
+        )
+    return allowed
+
+
 # Errors ------------------------------------------------------------------------
 
 
@@ -226,7 +327,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         request: Request, error: RequestValidationError
     ) -> JSONResponse:
         detail, errors = describe_validation_error(error)
-        set_rejection_reason(request.scope, f"{len(error.errors())} validation errors")
+        set_rejection_reason(
+            request.scope, counted(len(error.errors()), "validation error")
+        )
         return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
     async def http_error(
@@ -247,6 +350,14 @@ def _add_error_handlers(app: FastAPI) -> None:
 # Records -----------------------------------------------------------------------
 
 
+# A resident ID number has 18 characters (17 digits and a check digit that may
+# be X) and the older form 15 digits. Any such run is rejected, whether or not
+# its check digit is valid, because a mistyped ID still identifies a person.
+_ID_NUMBER_LIKE = re.compile(r"(?<![0-9])[0-9]{14,17}[0-9Xx](?![0-9])")
+# Pseudonyms are hexadecimal digits, which can contain long runs of 0-9.
+_PSEUDONYM_FIELDS = frozenset({"record_id", "patient_pseudonym"})
+
+
 async def _scan_upload(request: Request) -> None:
     """Reject an upload that contains direct identifiers, before storing anything.
 
@@ -261,23 +372,38 @@ async def _scan_upload(request: Request) -> None:
     if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
         return  # validation rejects the body with a message about its shape
     report = await run_in_threadpool(privacy.scan, records)
-    if report:
-        raise _identifiers_found(report)
+    numbers = _id_number_like(records)
+    if report or numbers:
+        raise _identifiers_found(report, numbers)
 
 
-def _identifiers_found(report: privacy.ScanReport) -> Rejection:
+def _id_number_like(records: list[dict]) -> list[str]:
+    """Return the places of text values that contain a run of 15 to 18 digits."""
+    places = []
+    for position, record in enumerate(records):
+        for field, value in record.items():
+            if field in _PSEUDONYM_FIELDS or not isinstance(value, str):
+                continue
+            if _ID_NUMBER_LIKE.search(value):
+                places.append(f"record {position}, field {field!r}")
+    return places
+
+
+def _identifiers_found(report: privacy.ScanReport, numbers: list[str]) -> Rejection:
     findings = report.findings
-    listed = "; ".join(
-        f"{finding.kind} at {finding.location}" for finding in findings[:_MAX_LISTED]
-    )
-    if report.total > _MAX_LISTED:
-        listed += f"; and {report.total - _MAX_LISTED} more"
+    listed = [f"{finding.kind} at {finding.location}" for finding in findings]
+    listed += [f"possible ID number at {place}" for place in numbers]
+    total = report.total + len(numbers)
+    shown = "; ".join(listed[:_MAX_LISTED])
+    if total > _MAX_LISTED:
+        shown += f"; and {total - _MAX_LISTED} more"
     return Rejection(
         422,
-        f"Upload rejected: {report.total} direct identifiers found ({listed}). "
+        f"Upload rejected: {counted(total, 'direct identifier')} found ({shown}). "
         "Nothing was stored. De-identify the records first, for example with "
         "medkit.privacy.shared_records.",
-        log=f"direct identifiers found ({report.summary()})",
+        log=f"direct identifiers found ({report.summary()}"
+        + (f"; {counted(len(numbers), 'possible ID number')})" if numbers else ")"),
         findings=[
             {
                 "kind": finding.kind,
@@ -285,8 +411,55 @@ def _identifiers_found(report: privacy.ScanReport) -> Rejection:
                 "value_masked": finding.value_masked,
             }
             for finding in findings[:_MAX_LISTED]
+        ]
+        + [
+            {"kind": "national_id", "location": place, "value_masked": "*" * 18}
+            for place in numbers[: max(0, _MAX_LISTED - len(findings))]
         ],
     )
+
+
+class RecordChecks:
+    """The checks of a record that depend on the site: its site and department."""
+
+    def __init__(
+        self, site: str, accepted_sites: frozenset[str], departments: frozenset[str]
+    ) -> None:
+        self.site = site
+        self.accepted_sites = accepted_sites
+        self.departments = departments
+
+    def check(self, records: list[dict]) -> None:
+        """Raise a 422 Rejection listing the records from another site or department."""
+        problems = []
+        for position, record in enumerate(records):
+            if record["site"] not in self.accepted_sites:
+                problems.append(
+                    f"records[{position}].site: this service stores the records of "
+                    f"site {self.site!r}"
+                    + (
+                        f" and {', '.join(sorted(self.accepted_sites - {self.site}))}"
+                        if len(self.accepted_sites) > 1
+                        else ""
+                    )
+                    + f", not {record['site']!r}; send them to that site's service"
+                )
+            if record["department"] not in self.departments:
+                problems.append(
+                    f"records[{position}].department: not a department of this "
+                    f"site; expected one of {', '.join(sorted(self.departments))}"
+                )
+        if problems:
+            shown = "; ".join(problems[:_MAX_LISTED])
+            if len(problems) > _MAX_LISTED:
+                shown += f"; and {len(problems) - _MAX_LISTED} more"
+            raise Rejection(
+                422,
+                f"Request rejected with {counted(len(problems), 'validation error')}: "
+                f"{shown}. Nothing was stored.",
+                log=f"{counted(len(problems), 'record')} from another site or "
+                "department",
+            )
 
 
 def _unique_records(batch: RecordBatch) -> list[dict]:
@@ -306,9 +479,10 @@ def _unique_records(batch: RecordBatch) -> list[dict]:
         )
         raise Rejection(
             422,
-            f"Upload rejected: {len(conflicts)} record_id values appear more than "
-            f"once with different values ({listed}). Nothing was stored. Send each "
-            "record once.",
+            f"Upload rejected: {counted(len(conflicts), 'record_id value')} "
+            f"{'appears' if len(conflicts) == 1 else 'appear'} more than once with "
+            f"different values ({listed}). Nothing was stored. Send each record "
+            "once.",
             log=f"{len(conflicts)} conflicting duplicate record_id values in a batch",
             record_ids=list(conflicts)[:_MAX_LISTED],
         )
@@ -318,10 +492,12 @@ def _unique_records(batch: RecordBatch) -> list[dict]:
 def _add_record_routes(
     app: FastAPI,
     store: SiteStore,
-    site: str,
+    checks: RecordChecks,
     default_page_size: int,
     max_page_size: int,
 ) -> None:
+    site = checks.site
+
     @app.get("/health", response_model=Health, tags=["service"])
     def health() -> JSONResponse:
         """Report that the site is up, and how many records it stores."""
@@ -337,18 +513,21 @@ def _add_record_routes(
     )
     def upload_records(batch: RecordBatch) -> JSONResponse:
         """Store a batch of shared records in one transaction."""
+        checks.check(batch.records)
         records = _unique_records(batch)
         repeated = len(batch.records) - len(records)
         try:
             result = store.add_records(records)
         except RecordConflict as conflict:
             ids = conflict.record_ids
+            stored = "is" if len(ids) == 1 else "are"
             raise Rejection(
                 409,
-                f"Upload rejected: {len(ids)} records are already stored with other "
-                f"values ({', '.join(ids[:_MAX_LISTED])}). Nothing was stored. A "
+                f"Upload rejected: {counted(len(ids), 'record')} {stored} already "
+                f"stored with other values ({', '.join(ids[:_MAX_LISTED])}). "
+                "Nothing was stored. A "
                 "stored record is never changed; check the records' pseudonym key.",
-                log=f"{len(ids)} records conflict with stored records",
+                log=f"{counted(len(ids), 'record')} conflicting with stored records",
                 record_ids=ids[:_MAX_LISTED],
             ) from None
         logger.info(
@@ -426,6 +605,17 @@ def _check_query_names(request: Request, allowed: set[str]) -> None:
             f"{', '.join(sorted(allowed))}.",
             log="unknown query parameter",
         )
+    # FastAPI keeps the last of repeated parameters, so "sex=F&sex=M" would
+    # silently return the men only.
+    names = [name for name, _ in request.query_params.multi_items()]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise Rejection(
+            422,
+            f"Query parameter {', '.join(map(repr, repeated))} is given more than "
+            "once; give each filter once (a filter matches one value).",
+            log="repeated query parameter",
+        )
 
 
 # Statistics --------------------------------------------------------------------
@@ -446,16 +636,9 @@ def _add_stats_route(app: FastAPI, store: SiteStore, min_cell: int) -> None:
         """Count records and readmission rates per group, leaving out small groups."""
         _check_query_names(request, {"group_by"})
         fields = _group_fields(group_by)
-        rows, suppressed = [], 0
-        for row in store.group_counts(fields):
-            if row["n"] < min_cell:
-                suppressed += 1
-                continue
+        rows, suppressed = suppress_small_cells(store.group_counts(fields), min_cell)
+        for row in rows:
             row["readmit_rate"] = round(float(row["readmit_rate"]), 4)
-            rows.append(row)
-        # NOTE: Suppressing only the small cells leaves their total derivable
-        # when a single cell is suppressed (from /health's count, or from a
-        # coarser grouping). Secondary suppression is not implemented.
         return JSONResponse(
             {
                 "group_by": fields,
@@ -464,6 +647,48 @@ def _add_stats_route(app: FastAPI, store: SiteStore, min_cell: int) -> None:
                 "suppressed": suppressed,
             }
         )
+
+
+def suppress_small_cells(cells: list[dict], min_cell: int) -> tuple[list[dict], int]:
+    """Leave out the groups of fewer than ``min_cell`` patients, and one more if needed.
+
+    Primary suppression leaves out every group whose ``patients`` (different
+    patient pseudonyms) is below ``min_cell``, because five stays of one
+    patient hide nobody. When that leaves out exactly one group, its count
+    would be the total (from ``/health``) minus the groups shown, so the next
+    smallest group, by patients and then stays, is left out too (secondary
+    suppression).
+
+    NOTE: Differencing across requests remains possible. A suppressed group of
+    ``group_by=department,sex`` can be recovered from the shown groups and the
+    ``group_by=department`` row of its department. Only aggregates computed by
+    a trusted party, or noise (differential privacy), close that gap.
+
+    Parameters
+    ----------
+    cells : list of dict
+        Groups with ``n`` (stays) and ``patients``, in display order.
+    min_cell : int
+        Smallest number of patients that a shown group may have.
+
+    Returns
+    -------
+    rows : list of dict
+        The groups shown, in the given order, without ``patients``.
+    suppressed : int
+        The number of groups left out.
+    """
+    hidden = {i for i, cell in enumerate(cells) if cell["patients"] < min_cell}
+    if len(hidden) == 1 and len(cells) > 1:
+        shown = [i for i in range(len(cells)) if i not in hidden]
+        smallest = min(shown, key=lambda i: (cells[i]["patients"], cells[i]["n"], i))
+        hidden.add(smallest)
+    rows = [
+        {name: value for name, value in cell.items() if name != "patients"}
+        for i, cell in enumerate(cells)
+        if i not in hidden
+    ]
+    return rows, len(hidden)
 
 
 def _group_fields(group_by: str) -> list[str]:
@@ -476,12 +701,19 @@ def _group_fields(group_by: str) -> list[str]:
             f"{', '.join(GROUP_FIELDS)}.",
             log="unknown group_by field",
         )
-    if len(set(fields)) != len(fields) or len(fields) > MAX_GROUP_FIELDS:
+    repeated = sorted({field for field in fields if fields.count(field) > 1})
+    if repeated:
         raise Rejection(
             422,
-            f"group_by lists {len(fields)} fields; give at most {MAX_GROUP_FIELDS} "
-            "different fields.",
-            log="invalid group_by",
+            f"group_by lists {', '.join(map(repr, repeated))} more than once; "
+            "give each field once.",
+            log="duplicated group_by field",
+        )
+    if len(fields) > MAX_GROUP_FIELDS:
+        raise Rejection(
+            422,
+            f"group_by lists {len(fields)} fields; give at most {MAX_GROUP_FIELDS}.",
+            log="too many group_by fields",
         )
     return fields
 

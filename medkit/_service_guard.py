@@ -11,14 +11,20 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("medkit.network")
 
-PUBLIC_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/openapi.json"})
+PUBLIC_PATHS = frozenset({"/health", "/docs", "/redoc", "/openapi.json"})
 """Paths served without a token. None of them returns records or models."""
+
+PUBLIC_PREFIX = "/docs/static/"
+"""Prefix of the documentation pages' script and style files, also served freely."""
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+"""Methods that a read-only token may send."""
 
 # The reason for a rejection travels to the log in the request's scope. The
 # routes set it with set_rejection_reason; it never contains a record's values.
@@ -43,16 +49,26 @@ class SiteGuard:
     ----------
     app : ASGI application
     token : str
-        The bearer token that every path outside :data:`PUBLIC_PATHS` requires.
+        The site's write token: every method on every path outside
+        :data:`PUBLIC_PATHS`.
+    read_tokens : sequence of str, default=()
+        Read-only tokens: only GET and HEAD requests, so they read records,
+        statistics and models but cannot upload records or replace a model.
     body_limit : callable
         Returns the maximum body size in bytes for a request's method and path.
     """
 
     def __init__(
-        self, app: ASGIApp, *, token: str, body_limit: Callable[[str, str], int]
+        self,
+        app: ASGIApp,
+        *,
+        token: str,
+        read_tokens: Sequence[str] = (),
+        body_limit: Callable[[str, str], int],
     ) -> None:
         self.app = app
         self._token = token.encode("utf-8")
+        self._read_tokens = [read.encode("utf-8") for read in read_tokens]
         self._body_limit = body_limit
         self._log = _RateLimitedLog()
 
@@ -73,7 +89,8 @@ class SiteGuard:
         await self._guard(scope, receive, send_and_log)
 
     async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] not in PUBLIC_PATHS:
+        path = scope["path"]
+        if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIX):
             problem = self._check_token(scope)
             if problem is not None:
                 await _reply(scope, send, *problem)
@@ -82,7 +99,7 @@ class SiteGuard:
         limit = self._body_limit(scope["method"], scope["path"])
         declared = _content_length(scope)
         if declared is not None and declared > limit:
-            await _reply(scope, send, *_too_large(declared, limit))
+            await _reply(scope, send, *_too_large(scope, declared, limit))
             return
         if scope["method"] not in ("POST", "PUT", "PATCH"):
             await self.app(scope, receive, send)
@@ -98,7 +115,7 @@ class SiteGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _reply(scope, send, *_too_large(None, limit))
+                await _reply(scope, send, *_too_large(scope, None, limit))
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -107,23 +124,54 @@ class SiteGuard:
 
     def _check_token(self, scope: Scope) -> tuple[int, str, dict] | None:
         header = _header(scope, b"authorization")
-        scheme, _, credentials = (header or "").partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
+        if header is None or not header.strip():
             return (
                 401,
                 "Missing bearer token. Send the header 'Authorization: Bearer "
                 "<token>' with the token the site printed or read from "
                 "MEDKIT_TOKEN.",
-                {"www-authenticate": 'Bearer realm="medkit"'},
+                _CHALLENGE,
+            )
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return (
+                401,
+                f"The Authorization header uses the {scheme!r} scheme; this site "
+                "accepts only 'Authorization: Bearer <token>'.",
+                _CHALLENGE,
+            )
+        if not credentials.strip():
+            return (
+                401,
+                "The Authorization header has the Bearer scheme but no token; send "
+                "'Authorization: Bearer <token>'.",
+                _CHALLENGE,
             )
         offered = credentials.strip().encode("utf-8", "replace")
-        if not hmac.compare_digest(offered, self._token):
+        # Compare with every token, so the time taken does not tell which matched.
+        writes = hmac.compare_digest(offered, self._token)
+        reads = [hmac.compare_digest(offered, read) for read in self._read_tokens]
+        if writes:
+            return None
+        if any(reads):
+            if scope["method"] in READ_METHODS:
+                return None
             return (
                 403,
-                "Invalid bearer token. Ask the site for its current token.",
+                f"This token is read-only: it may send GET requests (records, "
+                f"statistics, models) but not {scope['method']} {scope['path']}. "
+                "Only the site itself, with its write token, stores records and "
+                "models.",
                 {},
             )
-        return None
+        return (
+            403,
+            "Invalid bearer token. Ask the site for its current token.",
+            {},
+        )
+
+
+_CHALLENGE = {"www-authenticate": 'Bearer realm="medkit"'}
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -139,14 +187,24 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-def _too_large(declared: int | None, limit: int) -> tuple[int, str, dict]:
+def _too_large(scope: Scope, declared: int | None, limit: int) -> tuple[int, str, dict]:
     size = "" if declared is None else f" of {declared:,} bytes"
-    return (
-        413,
-        f"Request body{size} is larger than this site's limit of {limit:,} bytes. "
-        "Send the records in smaller batches, or ask the site to raise the limit.",
-        {"connection": "close"},
-    )
+    if scope["method"] == "PUT" and scope["path"].startswith("/models/"):
+        most = f"{limit:,} bytes"
+        if limit >= 1_000_000:
+            most = f"{limit / 1_000_000:g} MB ({most})"
+        detail = (
+            f"Model file{size} is too large: this site accepts model files of at "
+            f"most {most}. Send a smaller model, or ask the site to raise "
+            "max_model_bytes."
+        )
+    else:
+        detail = (
+            f"Request body{size} is larger than this site's limit of {limit:,} "
+            "bytes. Send the records in smaller batches, or ask the site to raise "
+            "the limit."
+        )
+    return 413, detail, {"connection": "close"}
 
 
 async def _reply(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import secrets
 import socket
@@ -15,12 +16,16 @@ import uvicorn
 
 from medkit._client import SiteClient
 from medkit._service import create_app
-from medkit.exceptions import ServiceError
+from medkit.exceptions import ServiceError, ServiceSettingError
 
 logger = logging.getLogger("medkit.network")
 
 TOKEN_ENV = "MEDKIT_TOKEN"
-"""Environment variable from which ``medkit serve`` reads the bearer token."""
+"""Environment variable from which ``medkit serve`` reads the write token."""
+
+READ_TOKENS_ENV = "MEDKIT_READ_TOKENS"
+"""Environment variable from which ``medkit serve`` reads read-only tokens,
+separated by commas."""
 
 _START_TIMEOUT_SECONDS = 30.0
 _STOP_TIMEOUT_SECONDS = 10.0
@@ -125,12 +130,14 @@ def start_site(
     port : int, default=0
         The port to listen on; 0 picks a free one, which ``.url`` then reports.
     token : str, optional
-        The bearer token; by default a new random one, in ``.token``.
+        The write token; by default a new random one, in ``.token``.
     host : str, default="127.0.0.1"
         The address to listen on. The default accepts connections from this
-        machine only.
+        machine only. The service speaks plain HTTP, so serve beyond the
+        loopback address only behind a TLS proxy.
     **options
         Further settings of :func:`medkit.network.create_app`, such as
+        ``read_tokens`` (read-only tokens for partner sites) or
         ``max_page_size``.
 
     Returns
@@ -139,10 +146,10 @@ def start_site(
 
     Raises
     ------
+    ServiceSettingError
+        If a setting is invalid, or the port is in use.
     ServiceError
         If the site does not respond on ``/health`` within 30 s.
-    OSError
-        If the port is in use.
 
     Examples
     --------
@@ -150,9 +157,10 @@ def start_site(
     ...     site_a.client().upload(records_a)
     ...     site_b.client().upload(records_b)
     """
-    token = token or new_token()
+    check_port(port)
+    token = new_token() if token is None else token
     app = create_app(site, token=token, **_given(db_url=db_url), **options)
-    sock = bind_socket(host, port)
+    sock = _bind_for(app, host, port)
     url = _url(host, sock.getsockname()[1])
     config = uvicorn.Config(app, log_config=None, access_log=False, lifespan="on")
     server = uvicorn.Server(config)
@@ -194,15 +202,25 @@ def serve(
     port : int, default=8000
         0 picks a free port.
     host : str, default="127.0.0.1"
+        The address to listen on. The service speaks plain HTTP, so bind
+        beyond 127.0.0.1 only behind a TLS proxy.
     on_start : callable, optional
         Called with the site's URL once the port is open.
     access_log : bool, default=False
         Log every request, with its path and query, through uvicorn.
     **options
-        Further settings of :func:`medkit.network.create_app`.
+        Further settings of :func:`medkit.network.create_app`, such as
+        ``read_tokens``.
+
+    Raises
+    ------
+    ServiceSettingError
+        If a setting is invalid, the database cannot be opened or the port is
+        in use.
     """
+    check_port(port)
     app = create_app(site, token=token, db_url=db_url, **options)
-    sock = bind_socket(host, port)
+    sock = _bind_for(app, host, port)
     url = _url(host, sock.getsockname()[1])
     config = uvicorn.Config(app, log_config=None, access_log=access_log, lifespan="on")
     logger.info("Site %s listening on %s", site, url)
@@ -215,7 +233,15 @@ def serve(
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind and listen on ``host``:``port`` (0 picks a free port), IPv4 or IPv6."""
+    """Bind and listen on ``host``:``port`` (0 picks a free port), IPv4 or IPv6.
+
+    Raises
+    ------
+    ServiceSettingError
+        If the port is outside 0 to 65535, is in use, or cannot be bound on
+        ``host``.
+    """
+    check_port(port)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # asyncio turns Nagle's algorithm off (TCP_NODELAY) only on sockets whose
     # protocol is IPPROTO_TCP. With the default protocol 0, every response
@@ -224,12 +250,52 @@ def bind_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        raise _bind_failed(host, port, error) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def check_port(port: object) -> None:
+    """Raise ServiceSettingError unless ``port`` is a TCP port number or 0."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ServiceSettingError(
+            f"Port {port!r} is invalid; use a number from 1 to 65535, or 0 to pick "
+            "a free port.",
+            name="port",
+            value=port,
+        )
+
+
+def _bind_for(app: Any, host: str, port: int) -> socket.socket:
+    """Bind the socket of ``app``, closing its database if that fails."""
+    try:
+        return bind_socket(host, port)
+    except ServiceSettingError:
+        app.state.store.close()
+        raise
+
+
+def _bind_failed(host: str, port: int, error: OSError) -> ServiceSettingError:
+    if error.errno == errno.EADDRINUSE:
+        detail = (
+            f"Port {port} on {host} is already in use, probably by another site "
+            "service. Stop that service, or choose another port (--port, or 0 to "
+            "pick a free one)."
+        )
+    elif error.errno == errno.EACCES:
+        detail = (
+            f"Port {port} on {host} needs administrator rights; use a port from "
+            "1024 to 65535, or 0 to pick a free one."
+        )
+    else:
+        detail = (
+            f"Cannot listen on {host} port {port}: {error.strerror or error}. Use "
+            "an address of this machine, such as 127.0.0.1."
+        )
+    return ServiceSettingError(detail, name="port", value=port)
 
 
 def _url(host: str, port: int) -> str:

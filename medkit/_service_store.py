@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
 from medkit._service_schema import RECORD_FIELDS
+from medkit.exceptions import ServiceSettingError
 
 logger = logging.getLogger(__name__)
 
@@ -129,8 +131,9 @@ class SiteStore:
     ----------
     url : str
         A SQLAlchemy database URL. A SQLite file is opened in WAL mode with a
-        busy timeout, and its folder is created if needed. ``sqlite://`` and
-        ``sqlite:///:memory:`` keep one in-memory database for the process.
+        busy timeout; its folder must exist, and a new file gets mode 0600.
+        ``sqlite://`` and ``sqlite:///:memory:`` keep one in-memory database
+        for the process.
 
     NOTE: The tests run on SQLite only. Other databases go through the same
     SQLAlchemy Core statements, but their concurrent uploads are untested.
@@ -149,8 +152,19 @@ class SiteStore:
         # In a SQLite file in WAL mode, readers do not wait for the writer, and
         # the pool has more connections than AnyIO's 40 worker threads.
         self.reads_never_wait = self._sqlite and self._memory_lock is None
-        with self._begin() as connection:
-            _metadata.create_all(connection)
+        try:
+            with self._begin() as connection:
+                _metadata.create_all(connection)
+        except sa.exc.DBAPIError as error:
+            self.engine.dispose()
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else error
+            raise ServiceSettingError(
+                f"Cannot open the database {self.url}: {reason}. Check that the "
+                "database server is running and the URL, user and password are "
+                "right.",
+                name="db_url",
+                value=self.url,
+            ) from error
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -285,20 +299,22 @@ class SiteStore:
         return total, [dict(zip(RECORD_FIELDS, row, strict=True)) for row in rows]
 
     def group_counts(self, group_by: Sequence[str]) -> list[dict]:
-        """Return the number of records and the readmission rate per group."""
+        """Return the records, readmission rate and different patients per group."""
         keys = [records_table.c[name] for name in group_by]
+        patients = sa.func.count(sa.distinct(records_table.c.patient_pseudonym))
         query = (
             sa.select(
                 *keys,
                 sa.func.count().label("n"),
                 sa.func.avg(records_table.c.readmit_30d).label("readmit_rate"),
+                patients.label("patients"),
             )
             .group_by(*keys)
             .order_by(*keys)
         )
         with self._read() as connection:
             rows = connection.execute(query).all()
-        names = [*group_by, "n", "readmit_rate"]
+        names = [*group_by, "n", "readmit_rate", "patients"]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     # Models -------------------------------------------------------------------
@@ -380,9 +396,18 @@ def _is_memory(engine: sa.Engine) -> bool:
 
 
 def _create_engine(url: str) -> sa.Engine:
-    parsed = sa.make_url(url)
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        raise ServiceSettingError(
+            f"Database URL {url!r} is not a SQLAlchemy URL; use one such as "
+            "'sqlite:///build/sites/A.db' or "
+            "'postgresql+psycopg://user@host/database'.",
+            name="db_url",
+            value=url,
+        ) from None
     if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
+        return _create_server_engine(parsed)
     database = parsed.database
     if database in (None, "", ":memory:"):
         engine = sa.create_engine(
@@ -392,7 +417,7 @@ def _create_engine(url: str) -> sa.Engine:
         )
     else:
         if not database.startswith("file:"):
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(database))
         engine = sa.create_engine(
             parsed,
             connect_args={"check_same_thread": False},
@@ -402,6 +427,57 @@ def _create_engine(url: str) -> sa.Engine:
     sa.event.listen(engine, "connect", _configure_sqlite)
     sa.event.listen(engine, "begin", _begin_sqlite)
     return engine
+
+
+def _create_server_engine(url: sa.URL) -> sa.Engine:
+    shown = url.render_as_string(hide_password=True)
+    try:
+        return sa.create_engine(url, pool_pre_ping=True)
+    except ImportError as error:
+        raise ServiceSettingError(
+            f"Database URL {shown!r} needs the Python driver {error.name!r}, which "
+            f"is not installed; install it (pip install {error.name}) or use a "
+            "SQLite URL such as 'sqlite:///build/sites/A.db'.",
+            name="db_url",
+            value=shown,
+        ) from None
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as error:
+        raise ServiceSettingError(
+            f"Database URL {shown!r} cannot be used: {error}. Use a SQLite URL "
+            "such as 'sqlite:///build/sites/A.db' or a database that SQLAlchemy "
+            "supports.",
+            name="db_url",
+            value=shown,
+        ) from None
+
+
+def _create_private_file(path: Path) -> None:
+    """Create a missing SQLite file readable by its owner only (mode 0600).
+
+    SQLite gives its -wal and -shm files the database file's mode, so they
+    are private too. The folder must exist: a mistyped path fails here
+    instead of creating folders elsewhere.
+    """
+    if not path.parent.is_dir():
+        raise ServiceSettingError(
+            f"The folder {str(path.parent)!r} of the database file does not exist; "
+            "create it first or give another path.",
+            name="db_url",
+            value=str(path),
+        )
+    try:
+        descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as error:
+        raise ServiceSettingError(
+            f"Cannot create the database file {str(path)!r}: {error.strerror}. "
+            "Check the folder's permissions or give another path.",
+            name="db_url",
+            value=str(path),
+        ) from None
+    os.close(descriptor)
+    logger.info("Created database file %s (mode 0600)", path)
 
 
 def _configure_sqlite(driver_connection, _record) -> None:

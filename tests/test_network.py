@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import sqlite3
 from pathlib import Path
 
@@ -17,8 +18,14 @@ import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
 from medkit import datasets, intelligence, network, privacy
+from medkit._service import suppress_small_cells
 from medkit.cli import main
-from medkit.exceptions import RecordFormatError, ServiceError, ServiceSettingError
+from medkit.exceptions import (
+    ModelFileError,
+    RecordFormatError,
+    ServiceError,
+    ServiceSettingError,
+)
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"authorization": f"Bearer {TOKEN}"}
@@ -273,7 +280,7 @@ def test_upload_name_field_422(client: AppClient) -> None:
     assert "'name'" in finding["location"]
     assert finding["value_masked"] == "张*"
     assert body["detail"].startswith(
-        f"Upload rejected: 1 direct identifiers found (name at {finding['location']})."
+        f"Upload rejected: 1 direct identifier found (name at {finding['location']})."
     )
     assert "Nothing was stored." in body["detail"]
     assert "张伟" not in response.text
@@ -323,7 +330,7 @@ def test_upload_full_postcode_422(client: AppClient) -> None:
     assert response.json()["errors"] == [
         {
             "loc": "records[0].postcode_prefix",
-            "message": "expected at most the first 3 digits of the postcode "
+            "message": "expected the first 1 to 3 digits of the postcode, or '*' "
             "(medkit.privacy.postcode_prefix)",
         }
     ]
@@ -482,28 +489,83 @@ def test_record_by_id_404(client: AppClient) -> None:
     )
 
 
-def test_stats_suppresses_small_cells(client: AppClient) -> None:
-    # department A: 7 stays, 3 readmitted; B: 5 stays, 1; C: 4 stays, suppressed.
-    plan = [("A", 7, 3), ("B", 5, 1), ("C", 4, 2)]
+def stays_by_department(plan: list[tuple[str, int, int, int]]) -> list[dict]:
+    """Make records from (department, stays, patients, readmitted) rows."""
     records, number = [], 0
-    for department, count, readmitted in plan:
-        for index in range(count):
+    for department, stays, patients, readmitted in plan:
+        for index in range(stays):
             record = make_records(1, start=number)[0]
             record["department"] = department
+            record["patient_pseudonym"] = f"P{number - index + index % patients:012x}"
             record["readmit_30d"] = int(index < readmitted)
             records.append(record)
             number += 1
-    upload(client, records)
+    return records
+
+
+def test_stats_suppresses_small_cells(client: AppClient) -> None:
+    # 急诊科 has 4 patients, fewer than 5, so it is suppressed. As the only
+    # suppressed cell, its count would be the total minus the rest, so the next
+    # smallest, 骨科 with 5 patients, is suppressed too.
+    plan = [
+        ("心内科", 7, 7, 3),
+        ("呼吸内科", 6, 6, 1),
+        ("骨科", 5, 5, 1),
+        ("急诊科", 4, 4, 2),
+    ]
+    upload(client, stays_by_department(plan))
     body = client.get("/stats?group_by=department", headers=AUTH).json()
     assert body == {
         "group_by": ["department"],
         "min_cell": 5,
         "rows": [
-            {"department": "A", "n": 7, "readmit_rate": 0.4286},
-            {"department": "B", "n": 5, "readmit_rate": 0.2},
+            {"department": "呼吸内科", "n": 6, "readmit_rate": 0.1667},
+            {"department": "心内科", "n": 7, "readmit_rate": 0.4286},
         ],
-        "suppressed": 1,
+        "suppressed": 2,
     }
+
+
+def test_stats_counts_patients_not_stays(client: AppClient) -> None:
+    # 骨科 has 6 stays of one patient: suppressed although 6 >= 5. With 急诊科
+    # (4 patients) two cells are suppressed, so no secondary suppression.
+    plan = [
+        ("心内科", 7, 7, 3),
+        ("呼吸内科", 6, 6, 1),
+        ("骨科", 6, 1, 0),
+        ("急诊科", 4, 4, 2),
+    ]
+    upload(client, stays_by_department(plan))
+    body = client.get("/stats?group_by=department", headers=AUTH).json()
+    assert body["rows"] == [
+        {"department": "呼吸内科", "n": 6, "readmit_rate": 0.1667},
+        {"department": "心内科", "n": 7, "readmit_rate": 0.4286},
+    ]
+    assert body["suppressed"] == 2
+
+
+@pytest.mark.parametrize(
+    "patients, kept, suppressed",
+    [
+        ([9, 7, 5, 4], [9, 7], 2),
+        ([9, 7, 3, 4], [9, 7], 2),
+        ([9, 7, 6, 5], [9, 7, 6, 5], 0),
+        ([4, 9], [], 2),
+        ([4], [], 1),
+        ([9], [9], 0),
+    ],
+    ids=["one-small", "two-small", "none-small", "one-left", "only-cell", "one-cell"],
+)
+def test_suppress_small_cells_secondary(
+    patients: list[int], kept: list[int], suppressed: int
+) -> None:
+    cells = [
+        {"g": i, "n": count + 1, "patients": count} for i, count in enumerate(patients)
+    ]
+    rows, count = suppress_small_cells(cells, 5)
+    assert [row["n"] - 1 for row in rows] == kept
+    assert count == suppressed
+    assert all("patients" not in row for row in rows)
 
 
 def test_stats_without_group_is_total(client: AppClient) -> None:
@@ -518,7 +580,7 @@ def test_stats_without_group_is_total(client: AppClient) -> None:
     ("group_by", "message"),
     [
         ("record_id", "Cannot group by 'record_id'"),
-        ("sex,sex", "give at most 3 different fields"),
+        ("sex,sex", "group_by lists 'sex' more than once; give each field once."),
         ("sex,site,icd10,department", "group_by lists 4 fields"),
     ],
     ids=["pseudonym", "repeated", "four"],
@@ -533,11 +595,15 @@ def test_stats_answer_key_equals_pandas(client: AppClient, shared) -> None:
     frame = shared.astype(object).where(shared.notna(), None)
     upload(client, frame.to_dict("records"))
     body = client.get("/stats?group_by=department,sex", headers=AUTH).json()
-    groups = shared.groupby(["department", "sex"], dropna=False)["readmit_30d"]
-    expected = groups.agg(["size", "mean"]).reset_index()
-    kept = expected[expected["size"] >= 5]
+    groups = shared.groupby(["department", "sex"], dropna=False)
+    expected = groups["readmit_30d"].agg(["size", "mean"])
+    expected["patients"] = groups["patient_pseudonym"].nunique()
+    expected = expected.reset_index()
+    small = expected["patients"] < 5
+    assert small.sum() >= 2  # so no secondary suppression applies
+    kept = expected[~small]
     assert len(body["rows"]) == len(kept)
-    assert body["suppressed"] == len(expected) - len(kept)
+    assert body["suppressed"] == small.sum()
     got = {
         (r["department"], r["sex"]): (r["n"], r["readmit_rate"]) for r in body["rows"]
     }
@@ -589,7 +655,11 @@ def test_model_over_limit_413(model_file) -> None:
         "/models/cancer", content=model_file.read_bytes(), headers=AUTH
     )
     assert response.status_code == 413
-    assert "limit of 1,000 bytes" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        f"Model file of {model_file.stat().st_size:,} bytes is too large: this site "
+        "accepts model files of at most 1,000 bytes. Send a smaller model, or ask "
+        "the site to raise max_model_bytes."
+    )
 
 
 def test_model_invalid_name_422(client: AppClient) -> None:
@@ -608,8 +678,9 @@ def test_model_missing_404(client: AppClient) -> None:
 
 
 def test_store_sqlite_file_wal_and_batches(tmp_path: Path) -> None:
-    path = tmp_path / "site" / "a.db"
+    path = tmp_path / "a.db"
     client = AppClient(network.create_app("A", token=TOKEN, db_url=f"sqlite:///{path}"))
+    assert path.stat().st_mode & 0o777 == 0o600
     upload(client, make_records(5))
     upload(client, make_records(7))
     with sqlite3.connect(path) as connection:
@@ -894,10 +965,413 @@ def test_serve_command_reads_token_from_environment(monkeypatch, capsys) -> None
 def test_serve_command_generates_token(monkeypatch, capsys) -> None:
     calls = []
     monkeypatch.delenv("MEDKIT_TOKEN", raising=False)
-    monkeypatch.setattr(network, "serve", lambda *a, **k: calls.append(k))
+
+    def fake_serve(*args, **options) -> None:
+        calls.append(options)
+        options["on_start"]("http://127.0.0.1:8000")
+
+    monkeypatch.setattr(network, "serve", fake_serve)
     assert main(["serve", "--site", "B"]) == 0
     token = calls[0]["token"]
     assert len(token) == 43
     assert f"Token (set MEDKIT_TOKEN to choose one): {token}" in capsys.readouterr().out
     assert calls[0]["db_url"].endswith("sites/B.db")
     assert calls[0]["port"] == 8000
+
+
+@pytest.mark.usefixtures("restore_log_level")
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            ["--port", "70000"],
+            "Port 70000 is invalid; use a number from 1 to 65535, or 0 to pick a "
+            "free port.",
+        ),
+        (
+            ["--db", "notaurl"],
+            "Database URL 'notaurl' is not a SQLAlchemy URL; use one such as "
+            "'sqlite:///build/sites/A.db' or "
+            "'postgresql+psycopg://user@host/database'.",
+        ),
+        (
+            # The driver is psycopg2 before SQLAlchemy 2.1 and psycopg after it.
+            ["--db", "postgresql://u@127.0.0.1:1/x"],
+            "which is not installed; install it (pip install {driver}) or use a "
+            "SQLite URL such as 'sqlite:///build/sites/A.db'.",
+        ),
+        (
+            ["--db", "sqlite:////nonexistent/dir/x.db"],
+            "The folder '/nonexistent/dir' of the database file does not exist; "
+            "create it first or give another path.",
+        ),
+    ],
+    ids=["port-range", "not-a-url", "missing-driver", "missing-folder"],
+)
+def test_serve_command_setting_errors_one_line(
+    monkeypatch, capsys, arguments: list[str], message: str
+) -> None:
+    monkeypatch.setenv("MEDKIT_TOKEN", TOKEN)
+    assert main(["serve", "--site", "A", *arguments]) != 0
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    if "{driver}" in message:
+        driver = line.split("needs the Python driver '")[1].split("'")[0]
+        assert driver in ("psycopg", "psycopg2")
+        message = message.format(driver=driver)
+    assert line.endswith(message)
+    assert not Path("/nonexistent").exists()
+
+
+@pytest.mark.usefixtures("restore_log_level")
+def test_serve_command_port_in_use(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("MEDKIT_TOKEN", TOKEN)
+    with network.start_site("A") as running:
+        port = int(running.url.rsplit(":", 1)[1])
+        code = main(["serve", "--site", "A", "--port", str(port), "--db", "sqlite://"])
+    assert code != 0
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"Port {port} on 127.0.0.1 is already in use, probably by another site "
+            "service. Stop that service, or choose another port (--port, or 0 to pick "
+            "a free one)."
+        )
+    )
+
+
+@pytest.mark.usefixtures("restore_log_level")
+@pytest.mark.parametrize("token", ["   ", "\t"], ids=["spaces", "tab"])
+def test_serve_command_blank_token_rejected(monkeypatch, capsys, token: str) -> None:
+    monkeypatch.setenv("MEDKIT_TOKEN", token)
+    assert main(["serve", "--site", "A", "--db", "sqlite://", "--port", "0"]) != 0
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            "The token is empty or blank; use one of at least 16 characters, for "
+            "example from medkit.network.new_token()."
+        )
+    )
+
+
+@pytest.mark.usefixtures("restore_log_level")
+def test_serve_command_invalid_site_prints_no_token(monkeypatch, capsys) -> None:
+    monkeypatch.delenv("MEDKIT_TOKEN", raising=False)
+    assert main(["serve", "--site", "bad name", "--db", "sqlite://"]) != 0
+    captured = capsys.readouterr()
+    assert "Token" not in captured.out
+    assert captured.err.strip().endswith(
+        "Site name 'bad name' is invalid; use 1 to 64 letters, digits, '_', '.' or "
+        "'-', starting with a letter or digit."
+    )
+
+
+@pytest.mark.usefixtures("restore_log_level")
+def test_serve_command_read_tokens_from_environment(monkeypatch) -> None:
+    calls = []
+    reader = "r" * 20
+    monkeypatch.setenv("MEDKIT_TOKEN", TOKEN)
+    monkeypatch.setenv("MEDKIT_READ_TOKENS", f" {reader} , ,{reader}2")
+    monkeypatch.setattr(network, "serve", lambda *a, **k: calls.append(k))
+    assert main(["serve", "--site", "A", "--db", "sqlite://"]) == 0
+    assert calls[0]["read_tokens"] == [reader, f"{reader}2"]
+
+
+def test_store_default_file_mode_and_no_folder_created(tmp_path: Path) -> None:
+    missing = tmp_path / "missing" / "a.db"
+    with pytest.raises(ServiceSettingError) as raised:
+        network.create_app("A", token=TOKEN, db_url=f"sqlite:///{missing}")
+    assert raised.value.name == "db_url"
+    assert not missing.parent.exists()
+
+
+# Generalised records, scopes, sites and departments
+
+
+def test_upload_k_anonymous_records_stored(client: AppClient, shared) -> None:
+    quasi = ["sex", "age_band", "postcode_prefix", "admit_month"]
+    result = privacy.enforce_k_anonymity(
+        shared, quasi, k=5, subject="patient_pseudonym"
+    )
+    frame = result.frame.astype(object).where(result.frame.notna(), None)
+    response = upload(client, frame.to_dict("records"))
+    assert response.status_code == 200
+    assert response.json()["stored"] == 6031
+    assert stored_count(client) == 6031
+    assert sorted(set(result.frame["age_band"])) == ["20-39", "40-59", "60-79", "80+"]
+    assert set(result.frame["postcode_prefix"]) == {"*"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("age_band", "60-79"),
+        ("age_band", "40-79"),
+        ("age_band", "80+"),
+        ("age_band", "35-39"),
+        ("age_band", "*"),
+        ("admit_month", "2019"),
+        ("admit_month", "2019-Q4"),
+        ("admit_month", "*"),
+        ("postcode_prefix", "73"),
+        ("postcode_prefix", "7"),
+        ("postcode_prefix", "*"),
+        ("sex", "*"),
+        ("heart_rate", 80.0),
+    ],
+)
+def test_upload_generalised_value_accepted(client: AppClient, field, value) -> None:
+    response = upload(client, [{**make_records(1)[0], field: value}])
+    assert response.status_code == 200
+    assert response.json()["stored"] == 1
+
+
+AGE_BAND_MESSAGE = (
+    "expected an age band such as '60-69' (starting at a multiple of 5 and spanning "
+    "at least 5 years, up to 120), an open top band such as '90+', or '*' "
+    "(medkit.privacy.age_band)"
+)
+MONTH_MESSAGE = (
+    "expected a month 'YYYY-MM', a quarter 'YYYY-Qn', a year 'YYYY' or '*', with "
+    "the year from 1980 to 2100 (medkit.privacy.to_month)"
+)
+POSTCODE_MESSAGE = (
+    "expected the first 1 to 3 digits of the postcode, or '*' "
+    "(medkit.privacy.postcode_prefix)"
+)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("age_band", "37-37", AGE_BAND_MESSAGE),
+        ("age_band", "90-10", AGE_BAND_MESSAGE),
+        ("age_band", "35-35", AGE_BAND_MESSAGE),
+        ("age_band", "37+", AGE_BAND_MESSAGE),
+        ("admit_month", "1900-01", MONTH_MESSAGE),
+        ("admit_month", "2024-13", MONTH_MESSAGE),
+        ("admit_month", "2024-03-07", MONTH_MESSAGE),
+        ("postcode_prefix", "", POSTCODE_MESSAGE),
+        ("postcode_prefix", "7309", POSTCODE_MESSAGE),
+        ("length_of_stay", "120", "expected a whole number, not str"),
+        ("readmit_30d", True, "expected a whole number, not bool"),
+        (
+            "heart_rate",
+            80.5,
+            "Input should be a valid integer, got a number with a fractional part",
+        ),
+        ("icd10", "heart failure", "expected an ICD-10 code such as 'I50' or 'I50.0'"),
+    ],
+)
+def test_upload_value_rejected(client: AppClient, field, value, message) -> None:
+    response = upload(client, [{**make_records(1)[0], field: value}])
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {"loc": f"records[0].{field}", "message": message}
+    ]
+    assert stored_count(client) == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "message"),
+    [
+        (
+            "record_id",
+            "required field is missing; every shared record has it "
+            "(medkit.privacy.shared_records builds them)",
+        ),
+        ("systolic_bp", "required field is missing; send null if the value is unknown"),
+    ],
+)
+def test_upload_missing_field_message(client: AppClient, field, message) -> None:
+    record = make_records(1)[0]
+    del record[field]
+    response = upload(client, [record])
+    assert response.json()["errors"] == [
+        {"loc": f"records[0].{field}", "message": message}
+    ]
+    assert response.json()["detail"].startswith(
+        "Request rejected with 1 validation error: "
+    )
+
+
+@pytest.mark.parametrize(
+    "department",
+    ["John Smith", "张伟", "cardiology"],
+    ids=["latin", "chinese", "other"],
+)
+def test_upload_unknown_department_422(client: AppClient, department: str) -> None:
+    response = upload(
+        client, [*make_records(1), {**make_records(1, 1)[0], "department": department}]
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "Request rejected with 1 validation error: records[1].department: not a "
+        "department of this site; expected one of 内分泌科, 呼吸内科, 心内科, 急诊科, "
+        "神经内科, 肾内科, 骨科. Nothing was stored."
+    )
+    assert stored_count(client) == 0
+
+
+def test_upload_configured_departments() -> None:
+    client = AppClient(
+        network.create_app("A", token=TOKEN, departments=["cardiology", "心内科"])
+    )
+    records = make_records(2)
+    records[0]["department"] = "cardiology"
+    records[1]["department"] = "心内科"
+    assert upload(client, records).json()["stored"] == 2
+    assert upload(client, make_records(1, 5)).status_code == 422  # 呼吸内科
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "110101199003077777",
+        "11010119900307777X",
+        "110101900307777",
+        "ID 110101199003077772",
+    ],
+    ids=["18-bad-check", "18-x", "15-digits", "in-text"],
+)
+def test_upload_id_number_like_text_422(client: AppClient, value: str) -> None:
+    response = upload(client, [{**make_records(1)[0], "department": value}])
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(
+        "Upload rejected: 1 direct identifier found (possible ID number at record 0, "
+        "field 'department'). Nothing was stored."
+    )
+    assert value not in response.text
+    assert stored_count(client) == 0
+
+
+def test_upload_other_site_rejected(client: AppClient) -> None:
+    response = upload(client, make_records(2, site="B"))
+    assert response.status_code == 422
+    assert response.json()["detail"] == (
+        "Request rejected with 2 validation errors: records[0].site: this service "
+        "stores the records of site 'A', not 'B'; send them to that site's service; "
+        "records[1].site: this service stores the records of site 'A', not 'B'; send "
+        "them to that site's service. Nothing was stored."
+    )
+
+
+def test_upload_accept_sites_stores_partner_records() -> None:
+    client = AppClient(network.create_app("A", token=TOKEN, accept_sites=["B"]))
+    assert upload(client, make_records(2, site="B")).json()["stored"] == 2
+    response = upload(client, make_records(1, 5, site="C"))
+    assert response.status_code == 422
+    assert "stores the records of site 'A' and B, not 'C'" in response.json()["detail"]
+
+
+READER = "read-only-token-of-site-b"
+
+
+@pytest.fixture
+def scoped() -> AppClient:
+    return AppClient(network.create_app("A", token=TOKEN, read_tokens=[READER]))
+
+
+def test_read_token_reads(scoped: AppClient, model_file) -> None:
+    upload(scoped, make_records(6))
+    scoped.put("/models/cancer", content=model_file.read_bytes(), headers=AUTH)
+    read = {"authorization": f"Bearer {READER}"}
+    assert scoped.get("/records", headers=read).json()["total"] == 6
+    assert scoped.get("/stats?group_by=sex", headers=read).status_code == 200
+    assert [m["name"] for m in scoped.get("/models", headers=read).json()] == ["cancer"]
+    assert scoped.get("/models/cancer", headers=read).content == model_file.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/records"), ("PUT", "/models/cancer")]
+)
+def test_read_token_cannot_write(scoped: AppClient, method: str, path: str) -> None:
+    read = {"authorization": f"Bearer {READER}"}
+    body = json.dumps({"records": make_records(1)}).encode()
+    response = scoped.request(method, path, content=body, headers=read)
+    assert response.status_code == 403
+    assert response.json()["detail"] == (
+        "This token is read-only: it may send GET requests (records, statistics, "
+        f"models) but not {method} {path}. Only the site itself, with its write "
+        "token, stores records and models."
+    )
+    assert stored_count(scoped) == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"read_tokens": [TOKEN]}, "A read-only token is the same as the write token"),
+        ({"read_tokens": ["short"]}, "The read-only token has 5 characters"),
+        ({"token": " " * 20}, "The token is empty or blank"),
+        ({"token": "a token with spaces inside"}, "The token contains whitespace"),
+        ({"accept_sites": ["bad name"]}, "Site name 'bad name' is invalid"),
+        ({"departments": []}, "give at least one department name"),
+    ],
+    ids=["same-token", "short-read", "blank", "spaces", "bad-site", "no-departments"],
+)
+def test_create_app_scope_settings_raise(options: dict, message: str) -> None:
+    with pytest.raises(ServiceSettingError, match=re.escape(message)):
+        network.create_app("A", **{"token": TOKEN, **options})
+
+
+def test_basic_scheme_401_message(client: AppClient) -> None:
+    response = client.get("/records", headers={"authorization": "Basic dXNlcjpwYXNz"})
+    assert response.status_code == 401
+    assert response.json()["detail"] == (
+        "The Authorization header uses the 'Basic' scheme; this site accepts only "
+        "'Authorization: Bearer <token>'."
+    )
+
+
+@pytest.mark.parametrize(
+    "query", ["/records?sex=F&sex=M", "/stats?group_by=sex&group_by=site"]
+)
+def test_repeated_query_parameter_422(client: AppClient, query: str) -> None:
+    response = client.get(query, headers=AUTH)
+    assert response.status_code == 422
+    name = query.split("?")[1].split("=")[0]
+    assert response.json()["detail"] == (
+        f"Query parameter '{name}' is given more than once; give each filter once "
+        "(a filter matches one value)."
+    )
+
+
+def test_docs_assets_local(client: AppClient) -> None:
+    for page in ("/docs", "/redoc"):
+        html = client.get(page).text
+        urls = re.findall(r"""(?:src|href)=["']([^"']+)""", html)
+        assert urls, page
+        assert all(url.startswith("/docs/static/") for url in urls), urls
+        assert "http" not in html.replace("http-equiv", "")
+    script = client.get("/docs/static/swagger-ui-bundle.js")
+    assert script.status_code == 200
+    assert "SwaggerUIBundle" in script.text
+    assert client.get("/docs/static/redoc.standalone.js").status_code == 200
+    assert client.get("/docs/static/swagger-ui.css").status_code == 200
+    assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
+
+
+def test_client_setting_errors() -> None:
+    with pytest.raises(ServiceSettingError, match="^The token is empty"):
+        network.SiteClient("http://127.0.0.1:8000", "")
+    with pytest.raises(ServiceSettingError) as raised:
+        network.SiteClient("127.0.0.1:1", TOKEN)
+    assert str(raised.value) == (
+        "Site address '127.0.0.1:1' has no http:// or https:// scheme and host; give "
+        "the address the site printed, such as 'http://127.0.0.1:8000'."
+    )
+
+
+def test_client_upload_model_missing_file(tmp_path: Path) -> None:
+    client = network.SiteClient("http://127.0.0.1:8000", TOKEN, retries=0)
+    missing = tmp_path / "none.skops"
+    with pytest.raises(ModelFileError) as raised:
+        client.upload_model("x", missing)
+    assert str(raised.value) == (
+        f"Model file '{missing}' not found; save the model first with "
+        "medkit.intelligence.save_model, or check the path."
+    )
+    assert raised.value.path == missing

@@ -80,14 +80,14 @@ REJECTED = [
         GOOD,
         json_body(with_field("name", "Alice Smith")),
         422,
-        "1 direct identifiers found (name at ",
+        "1 direct identifier found (name at record 1, field 'name')",
     ),
     (
         "phone_in_text",
         GOOD,
         json_body(with_field("department", "cardiology, call 139-1234-5678")),
         422,
-        "1 direct identifiers found (phone at ",
+        "1 direct identifier found (phone at record 1, field 'department')",
     ),
 ]
 

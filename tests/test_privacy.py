@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 
 import nbformat
 import numpy as np
@@ -190,9 +191,52 @@ def test_pseudonymize_length_out_of_range(length: int) -> None:
         privacy.pseudonymize(["1"], KEY, length=length)
 
 
-def test_pseudonymize_empty_key() -> None:
-    with pytest.raises(PrivacyKeyError, match="non-empty bytes"):
-        privacy.pseudonymize(["1"], b"")
+@pytest.mark.parametrize(
+    "key, size",
+    [(b"", 0), (b"abc", 3), ("short text key", 14)],
+    ids=["empty", "3-bytes", "str"],
+)
+def test_pseudonymize_short_key(key: bytes | str, size: int) -> None:
+    expected = f"The pseudonym key has {size} bytes; expected at least 16."
+    with pytest.raises(PrivacyKeyError, match=re.escape(expected)):
+        privacy.pseudonymize(["1"], key)
+    with pytest.raises(PrivacyKeyError, match=re.escape(expected)):
+        privacy.shift_dates(["2024-01-01"], ["1"], key)
+
+
+def test_pseudonymize_new_key_text_equals_loaded_bytes(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = privacy.new_key()
+    (tmp_path / "key").write_text(key + "\n", encoding="utf-8")
+    (tmp_path / "key").chmod(0o600)
+    loaded = privacy.load_key(tmp_path / "key")
+
+    assert loaded == key.encode("ascii")
+    from_text = privacy.pseudonymize(["000123"], key)
+    assert from_text.tolist() == privacy.pseudonymize(["000123"], loaded).tolist()
+    assert from_text[0] == "P" + hmac_hex(loaded, "000123")[:12]
+
+
+def test_pseudonymize_bare_string_rejected() -> None:
+    with pytest.raises(PrivacyError) as raised:
+        privacy.pseudonymize("000123", KEY)
+
+    assert str(raised.value) == (
+        "Expected a Series or a list of values, got a single str of 6 characters; "
+        "wrap it in a list, such as [value]."
+    )
+    assert "000123" not in str(raised.value)
+
+
+def test_load_key_short_key_raises_before_permission_warning(tmp_path, caplog) -> None:
+    path = tmp_path / "key"
+    path.write_text("0123456789", encoding="utf-8")
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING, logger="medkit"):
+        with pytest.raises(PrivacyKeyError, match="has 10 bytes; expected at least 16"):
+            privacy.load_key(path)
+    assert caplog.text == ""
 
 
 def test_pseudonymize_collision_raises(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -280,6 +324,28 @@ def test_age_band_missing_and_index() -> None:
 def test_age_band_invalid_age(age: object) -> None:
     with pytest.raises(PrivacyError, match="at position 1 is not a non-negative"):
         privacy.age_band(pd.Series([50, age], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "ages, shown",
+    [([-1], "-1"), (np.array([-1.5]), "-1.5"), (pd.Series([30, -2.0]), "-2")],
+    ids=["int", "float", "series"],
+)
+def test_age_band_negative_age_message(ages: object, shown: str) -> None:
+    with pytest.raises(PrivacyError) as raised:
+        privacy.age_band(ages)
+    assert str(raised.value).startswith(f"Age {shown} at position ")
+
+
+def test_to_month_no_warning_and_iso_only() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = privacy.to_month(["2024-03-07", "2024-03-07 08:30", None])
+    assert result.tolist()[:2] == ["2024-03", "2024-03"]
+    with pytest.raises(PrivacyError, match="Write dates as ISO text"):
+        privacy.to_month(["07/03/2024"])
 
 
 def test_to_month() -> None:

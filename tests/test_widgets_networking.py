@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from medkit import datasets, network, privacy, widgets
+from medkit.exceptions import MedkitError, MissingColumnError
 
 TOKEN = "test-token-of-the-explorer-0123456789"
 KEY = b"widget tests key, never a real one"
@@ -266,8 +267,14 @@ def test_rarest_classes_people_first() -> None:
 
 
 def test_rarest_classes_missing_column_raises() -> None:
-    with pytest.raises(KeyError, match=r"Columns \['age'\] not found"):
+    with pytest.raises(MissingColumnError) as raised:
         widgets.rarest_classes(TABLE, ["sex", "age"])
+
+    assert str(raised.value) == (
+        "Column 'age' not found; choose from 'sex', 'age_band', 'person'."
+    )
+    assert raised.value.column == "age"
+    assert isinstance(raised.value, MedkitError)
 
 
 def test_describe_k_anonymity_counts() -> None:
@@ -348,5 +355,7 @@ def test_k_anonymity_explorer_fewer_quasi_identifiers(k_explorer) -> None:
 
 
 def test_k_anonymity_explorer_unknown_column_raises() -> None:
-    with pytest.raises(KeyError, match=r"Columns \['postcode'\] not found"):
+    with pytest.raises(MissingColumnError, match=r"^Column 'postcode' not found"):
         widgets.k_anonymity_explorer(TABLE, selected=["postcode"])
+    with pytest.raises(MissingColumnError, match=r"^Columns 'a', 'b' not found"):
+        widgets.k_anonymity_explorer(TABLE, ["sex", "a", "b"])

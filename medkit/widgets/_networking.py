@@ -12,6 +12,8 @@ from urllib.parse import parse_qsl, urlencode
 
 import pandas as pd
 
+from medkit.exceptions import MissingColumnError
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
@@ -373,8 +375,11 @@ def _check_columns(frame: pd.DataFrame, columns: Iterable[str]) -> list[str]:
     columns = list(columns)
     absent = [column for column in columns if column not in frame.columns]
     if absent:
-        raise KeyError(
-            f"Columns {absent} not found; the table has {list(frame.columns)}."
+        noun = "Column" if len(absent) == 1 else "Columns"
+        raise MissingColumnError(
+            f"{noun} {', '.join(map(repr, absent))} not found; choose from "
+            f"{', '.join(map(repr, map(str, frame.columns)))}.",
+            column=absent[0],
         )
     return columns
 
