@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/intelligence.py
 	$(BIN)/python bench/network.py
 	$(BIN)/python bench/personalize.py
+	$(BIN)/python bench/grading.py
 
 clean:
 	rm -rf build

@@ -23,7 +23,8 @@ from medkit.course._paths import BUILD_DIR, display_path
 from medkit.exceptions import MedkitError
 
 if TYPE_CHECKING:
-    from medkit.course.grading import GradeReport, Release
+    from medkit.course.analytics import ItemAnalysis
+    from medkit.course.grading import CohortReport, GradeReport, Release
     from medkit.course.lessons import LessonResult
 
 __all__ = ["build_parser", "main"]
@@ -107,16 +108,46 @@ def build_parser() -> argparse.ArgumentParser:
     release.set_defaults(run=_assignments_release)
 
     grade = commands.add_parser(
-        "grade", help="autograde the demo submissions and export build/grades/"
+        "grade",
+        help="autograde a cohort's submissions, or the demo submissions, and export "
+        "build/grades/",
     )
     grade.add_argument(
-        "assignment", nargs="?", help="assignment ID (default: every assignment)"
+        "assignment",
+        nargs="?",
+        help="assignment ID (default: every assignment; required with --submissions)",
+    )
+    grade.add_argument(
+        "--submissions",
+        type=Path,
+        metavar="DIR",
+        help="grade the cohort in DIR, laid out as DIR/<student>/ASSIGNMENT/ "
+        "(default: grade the demo submissions)",
+    )
+    grade.add_argument(
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="number of submissions graded at once (default: the number of CPU cores)",
+    )
+    grade.add_argument(
+        "--timeout",
+        type=int,
+        metavar="SECONDS",
+        help="seconds one cell may run "
+        "(default: Execute.timeout in nbgrader_config.py)",
+    )
+    grade.add_argument(
+        "--build",
+        type=Path,
+        metavar="DIR",
+        help="folder for the gradebook, grades and feedback (default: build/)",
     )
     grade.add_argument(
         "--no-check",
         dest="check",
         action="store_false",
-        help="report the scores without comparing them with expected.json",
+        help="report the demo scores without comparing them with expected.json",
     )
     grade.add_argument(
         "--no-feedback",
@@ -173,9 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     digitize.set_defaults(run=_digitize)
 
     serve = _add_serve(commands)
+    report = _add_report(commands)
 
     # Accept -v after the command too; unset there, it keeps the value given before.
-    for command in (build, run, release, grade, check, make, digitize, serve):
+    for command in (build, run, release, grade, check, make, digitize, serve, report):
         _add_verbose(command, default=argparse.SUPPRESS)
     return parser
 
@@ -185,9 +217,14 @@ def _add_serve(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "serve",
         help="run one site's record-sharing service until Ctrl+C",
         description=(
-            "Run one site's record-sharing service. The bearer token comes from "
+            "Run one site's record-sharing service. The write token comes from "
             "the MEDKIT_TOKEN environment variable; without it a new token is "
-            "generated and printed."
+            "generated and printed. MEDKIT_READ_TOKENS may list read-only tokens "
+            "for partner sites, separated by commas: they can read records, "
+            "statistics and models but not upload. The service speaks plain HTTP, "
+            "so tokens cross the network in clear text: keep the default address "
+            "127.0.0.1, or put the service behind a TLS proxy (HTTPS) before "
+            "binding to another address."
         ),
     )
     serve.add_argument("--site", required=True, metavar="NAME", help="site name")
@@ -201,16 +238,44 @@ def _add_serve(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     serve.add_argument(
         "--host",
         default="127.0.0.1",
-        help="address to listen on; the default accepts this machine only "
-        "(default: %(default)s)",
+        help="address to listen on; the default accepts this machine only, and "
+        "any other address needs a TLS proxy in front (default: %(default)s)",
     )
     serve.add_argument(
         "--db",
         metavar="URL",
-        help="SQLAlchemy database URL (default: sqlite:///build/sites/NAME.db)",
+        help="SQLAlchemy database URL; a SQLite file's folder must exist "
+        "(default: sqlite:///build/sites/NAME.db, folder created, file mode 0600)",
     )
     serve.set_defaults(run=_serve)
     return serve
+
+
+def _add_report(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    report = commands.add_parser(
+        "report",
+        help="write the item analysis of an assignment's grades to build/report/",
+        description=(
+            "Analyse an assignment's autograded cells in an nbgrader gradebook: "
+            "difficulty and discrimination of each item, Cronbach's alpha, mastery "
+            "of each learning objective, and the items to reteach."
+        ),
+    )
+    report.add_argument("assignment", help="assignment ID, e.g. ps1_digitization")
+    report.add_argument(
+        "--gradebook",
+        metavar="PATH",
+        help="nbgrader gradebook file or SQLAlchemy URL "
+        "(default: build/nbgrader/gradebook.db, written by medkit grade)",
+    )
+    report.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder of the report; it goes to DIR/ASSIGNMENT/ (default: build/report)",
+    )
+    report.set_defaults(run=_report)
+    return report
 
 
 def _add_dataset_size(parser: argparse.ArgumentParser) -> None:
@@ -258,6 +323,7 @@ def _configure_logging(verbose: int) -> None:
 
 
 def _course_build(args: argparse.Namespace) -> None:
+    from medkit.course.cohort import grade_demo_cohort
     from medkit.course.grading import grade_demos, release_assignments
     from medkit.course.lessons import run_lessons
     from medkit.datasets import check_datasets
@@ -267,6 +333,13 @@ def _course_build(args: argparse.Namespace) -> None:
     _print_lessons(run_lessons(quick=args.quick))
     _print_releases(release_assignments())
     _print_grades(grade_demos())
+    result = grade_demo_cohort()
+    print(
+        f"Demonstration cohort: {len(result.cohort.students)} submissions of "
+        f"{result.cohort.assignment} graded, checked against their expected points "
+        f"and analysed in {result.seconds:.1f} s."
+    )
+    _print_analysis(result.analysis, result.report)
 
 
 def _lessons_run(args: argparse.Namespace) -> None:
@@ -282,10 +355,48 @@ def _assignments_release(args: argparse.Namespace) -> None:
 
 
 def _grade(args: argparse.Namespace) -> None:
-    from medkit.course.grading import grade_demos
+    from medkit.course.grading import Limits, grade_cohort, grade_demos
+    from medkit.exceptions import GradingError
 
-    reports = grade_demos(args.assignment, check=args.check, feedback=args.feedback)
-    _print_grades(reports, checked=args.check)
+    limits = None if args.timeout is None else Limits(cell_timeout=args.timeout)
+    options = _given(build_dir=args.build, jobs=args.jobs, limits=limits)
+    if args.submissions is None:
+        reports = grade_demos(
+            args.assignment, check=args.check, feedback=args.feedback, **options
+        )
+        _print_grades(reports, checked=args.check)
+        return
+    if args.assignment is None:
+        raise GradingError(
+            "medkit grade --submissions needs the assignment ID, e.g. "
+            "medkit grade ps1_digitization --submissions DIR."
+        )
+    report = grade_cohort(
+        args.assignment, args.submissions, feedback=args.feedback, **options
+    )
+    _print_cohort(report)
+
+
+def _print_cohort(report: CohortReport) -> None:
+    graded = len(report.scores)
+    print(
+        f"{report.assignment}: graded {graded} of {graded + len(report.failed)} "
+        f"submissions in {report.seconds:.1f} s with {report.jobs} processes; "
+        f"{len(report.failed)} failed."
+    )
+    print(f"  grades    {display_path(report.grades_csv)}")
+    print(f"  gradebook {display_path(report.gradebook)}")
+    if report.feedback_dir is not None:
+        print(f"  feedback  {display_path(report.feedback_dir)}")
+    kinds: dict[str, int] = {}
+    for problem in report.problems:
+        kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+    if kinds:
+        counts = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
+        students = len({problem.student for problem in report.problems})
+        print(f"  problems in {students} submissions: {counts}")
+    for student, reason in report.failed.items():
+        print(f"  FAILED {student}: {reason}")
 
 
 def _datasets_check(args: argparse.Namespace) -> None:
@@ -316,29 +427,54 @@ def _digitize(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    from medkit.network import TOKEN_ENV, new_token, serve
+    from medkit.network import READ_TOKENS_ENV, TOKEN_ENV, new_token, serve
 
-    token = os.environ.get(TOKEN_ENV)
-    if not token:
+    # An empty MEDKIT_TOKEN counts as unset; one of spaces is rejected as blank.
+    token = os.environ.get(TOKEN_ENV) or None
+    generated = token is None
+    if generated:
         token = new_token()
-        print(f"Token (set {TOKEN_ENV} to choose one): {token}", flush=True)
-    db_url = args.db or f"sqlite:///{BUILD_DIR / 'sites' / args.site}.db"
+    read_tokens = [
+        read.strip() for read in os.environ.get(READ_TOKENS_ENV, "").split(",")
+    ]
+    if args.db:
+        db_url = args.db
+    else:
+        # Only the default folder is created; a given path's folder must exist.
+        (BUILD_DIR / "sites").mkdir(parents=True, exist_ok=True)
+        db_url = f"sqlite:///{BUILD_DIR / 'sites' / args.site}.db"
     if not args.verbose:
         # A service reports its starts, stops and rejected requests by default.
         logging.getLogger("medkit").setLevel(logging.INFO)
 
     def announce(url: str) -> None:
+        # Printed once the settings are checked and the port is open.
+        if generated:
+            print(f"Token (set {TOKEN_ENV} to choose one): {token}", flush=True)
         print(f"Site {args.site} serving on {url} (Ctrl+C stops it)", flush=True)
 
     serve(
         args.site,
         token=token,
+        read_tokens=[read for read in read_tokens if read],
         db_url=db_url,
         port=args.port,
         host=args.host,
         on_start=announce,
         access_log=args.verbose >= 2,
     )
+
+
+def _report(args: argparse.Namespace) -> None:
+    from medkit.course.analytics import item_analysis, write_report
+
+    gradebook = args.gradebook
+    if gradebook is None:
+        from medkit.course.grading import gradebook_path
+
+        gradebook = gradebook_path()
+    analysis = item_analysis(gradebook, args.assignment)
+    _print_analysis(analysis, write_report(analysis, args.out))
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -359,6 +495,25 @@ def _print_releases(releases: list[Release]) -> None:
     print(f"Assignments released: {len(releases)}")
     for release in releases:
         print(f"  {release.assignment:<28} {display_path(release.directory)}")
+
+
+def _print_analysis(analysis: ItemAnalysis, index: Path) -> None:
+    import math
+
+    trainees = analysis.trainees
+    # cronbach_alpha returns NaN where alpha is undefined, as for a single item.
+    alpha = "n/a" if math.isnan(analysis.alpha) else f"{analysis.alpha:.2f}"
+    print(f"Item analysis of {analysis.assignment}: {display_path(index)}")
+    print(
+        f"  {analysis.n_trainees} trainees; mean total {trainees['score'].mean():.1f} "
+        f"of {trainees['max_score'].iloc[0]:g} autograded points; "
+        f"Cronbach's alpha {alpha}"
+    )
+    if analysis.pending_items:
+        print(f"  awaiting manual grading: {', '.join(analysis.pending_items)}")
+    print(f"  to reteach: {len(analysis.reteach) or 'none'}")
+    for item, row in analysis.reteach.iterrows():
+        print(f"    {item} ({row['objective']}): {row['reason']}")
 
 
 def _print_grades(reports: list[GradeReport], *, checked: bool = True) -> None:

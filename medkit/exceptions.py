@@ -92,6 +92,25 @@ class GradingError(MedkitError, RuntimeError):
     """An nbgrader step that failed, or grades that differ from the expected."""
 
 
+class GradingSettingError(GradingError, ValueError):
+    """A grading limit or number of processes that is out of range.
+
+    Parameters
+    ----------
+    message : str
+        What failed and what to do next.
+    name : str
+        The setting that failed, e.g. ``"cell_timeout"``.
+    value : object
+        The offending value.
+    """
+
+    def __init__(self, message: str, *, name: str, value: object) -> None:
+        super().__init__(message)
+        self.name = name
+        self.value = value
+
+
 class ModelInputError(MedkitError, ValueError):
     """Data that a clinical prediction model cannot be trained on or applied to.
 

@@ -12,6 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import medkit.course.analytics as analytics
+import medkit.course.cohort as cohort
 import medkit.course.grading as grading
 import medkit.course.lessons as lessons
 from medkit import __version__
@@ -369,15 +371,35 @@ def test_course_build_runs_steps_in_order(
     release = Release("ps1_digitization", Path("build/release/ps1_digitization"), [])
     monkeypatch.setattr(grading, "release_assignments", step("release", [release]))
     monkeypatch.setattr(grading, "grade_demos", step("grade", [grade_report(6.0, 6.0)]))
+    scores = pd.DataFrame(
+        {
+            "student": ["t1", "t1", "t2", "t2"],
+            "item": ["a", "b", "a", "b"],
+            "objective": ["read", "read", "read", "read"],
+            "score": [1.0, 1.0, 0.0, 0.0],
+            "max_score": [1.0, 1.0, 1.0, 1.0],
+        }
+    )
+    cohort_result = types.SimpleNamespace(
+        cohort=types.SimpleNamespace(
+            students=["t1", "t2"], assignment="ps1_digitization"
+        ),
+        seconds=3.0,
+        analysis=analytics.analyse_scores(scores, "ps1_digitization"),
+        report=Path("build/report/ps1_digitization/index.html"),
+    )
+    monkeypatch.setattr(cohort, "grade_demo_cohort", step("cohort", cohort_result))
 
     status = main(["course", "build"])
 
     output = capsys.readouterr().out
     assert status == 0
-    assert steps == ["datasets", "lessons", "release", "grade"]
+    assert steps == ["datasets", "lessons", "release", "grade", "cohort"]
     assert output.startswith("Datasets: 1 files match the generator.\nLessons run: 1\n")
     assert "Assignments released: 1\n" in output
-    assert output.endswith("zero_fill                   6 / 11   designed    6  ok\n")
+    assert "zero_fill                   6 / 11   designed    6  ok\n" in output
+    assert "Demonstration cohort: 2 submissions of ps1_digitization graded" in output
+    assert output.endswith("  to reteach: none\n")
 
 
 def test_course_build_stops_at_failed_step(

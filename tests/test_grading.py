@@ -1,25 +1,40 @@
-"""Tests for medkit.course.grading: nbgrader release, autograde and export."""
+"""Tests for medkit.course.grading: release, autograde cohorts and demos, export."""
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import os
 import shutil
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime
 from pathlib import Path
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
+from medkit.course._feedback import CellGrade, write_feedback
+from medkit.course._paths import PROJECT_DIR
+from medkit.course._precheck import Problem
+from medkit.course.demos import find_demos, write_submission
 from medkit.course.grading import (
     COURSE_DIR,
+    CohortReport,
     DemoScore,
     GradeReport,
+    Limits,
     Release,
     find_assignments,
+    grade_cohort,
     grade_demos,
+    gradebook_path,
     release_assignments,
 )
-from medkit.exceptions import GradingError
+from medkit.exceptions import GradingError, GradingSettingError
 
 FIXTURE_COURSE = Path(__file__).parent / "fixtures" / "course"
 REAL_ASSIGNMENTS = find_assignments()
@@ -278,3 +293,429 @@ def test_release_while_locked_raises(tmp_path: Path) -> None:
             release_assignments(course_dir=FIXTURE_COURSE, build_dir=build)
 
     assert not (build / "nbgrader").exists()
+
+
+# Cohorts ------------------------------------------------------------------------
+
+COHORT = {
+    # student: demo submission it copies
+    "s01": "solution",
+    "s02": "blank",
+    "s03": "fever_strict",
+    "s04_late": "solution",
+    "s05": "fever_strict",
+    "s06": "solution",
+}
+COHORT_SCORES = {
+    "s01": 3.0,
+    "s02": 0.0,
+    "s03": 2.0,
+    "s04_late": 3.0,
+    "s05": 2.0,
+    "s06": 3.0,
+}
+
+
+def write_cohort(folder: Path, release_build: Path, students: dict[str, str]) -> Path:
+    """Write demo submissions of ps0_vitals under ``folder/<student>/ps0_vitals``."""
+    [release] = release_assignments(course_dir=FIXTURE_COURSE, build_dir=release_build)
+    demos = {
+        demo.name: demo for demo in find_demos(FIXTURE_COURSE / "demo" / "ps0_vitals")
+    }
+    for student, demo in students.items():
+        write_submission(
+            demos[demo],
+            FIXTURE_COURSE / "source" / "ps0_vitals",
+            release.directory,
+            folder / student / "ps0_vitals",
+        )
+    return folder
+
+
+def gradebook_state(gradebook: Path, assignment: str) -> dict:
+    """Map (student, notebook, cell) to (auto_score, needs_manual_grade, comment)."""
+    state = {}
+    with Gradebook(f"sqlite:///{gradebook}", "medkit_test") as book:
+        for submission in book.assignment_submissions(assignment):
+            for notebook in submission.notebooks:
+                comments = {c.name: c.auto_comment for c in notebook.comments}
+                for grade in notebook.grades:
+                    key = (submission.student.id, notebook.name, grade.name)
+                    state[key] = (
+                        grade.auto_score,
+                        grade.needs_manual_grade,
+                        comments.get(grade.name),
+                    )
+    return state
+
+
+@pytest.fixture(scope="module")
+def cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cohort")
+    submitted = write_cohort(folder / "submitted", folder / "release", COHORT)
+    (submitted / "s04_late" / "ps0_vitals" / "timestamp.txt").write_text(
+        "2026-03-01 09:30:00.000000 UTC", encoding="utf-8"
+    )
+    return submitted
+
+
+@pytest.fixture(scope="module")
+def graded_cohort(
+    cohort: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[CohortReport, Path]:
+    build = tmp_path_factory.mktemp("cohort_build")
+    report = grade_cohort(
+        "ps0_vitals", cohort, course_dir=FIXTURE_COURSE, build_dir=build, jobs=2
+    )
+    return report, build
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_scores(graded_cohort) -> None:
+    report, build = graded_cohort
+
+    assert report.scores == COHORT_SCORES
+    assert report.failed == {}
+    assert report.problems == []
+    assert report.max_score == 5.0
+    assert report.jobs == 2
+    assert report.gradebook == build / "nbgrader" / "gradebook.db"
+    assert report.gradebook == gradebook_path(build)
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_grades_csv(graded_cohort) -> None:
+    report, build = graded_cohort
+
+    assert report.grades_csv == build / "grades" / "ps0_vitals.csv"
+    assert report.grades_csv.read_text(encoding="utf-8") == (
+        "student,score,max_score,test_bmi,test_fever,units_answer\n"
+        "s01,3,5,2,1,\n"
+        "s02,0,5,0,0,0\n"
+        "s03,2,5,2,0,\n"
+        "s04_late,3,5,2,1,\n"
+        "s05,2,5,2,0,\n"
+        "s06,3,5,2,1,\n"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_gradebook_rows(graded_cohort) -> None:
+    report, _ = graded_cohort
+
+    with sqlite3.connect(report.gradebook) as connection:
+        rows = {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in ("student", "submitted_assignment", "grade", "comment")
+        }
+    connection.close()
+
+    # ps0_vitals: 3 graded cells (2 tests, 1 written answer), 3 answer cells.
+    assert rows == {"student": 6, "submitted_assignment": 6, "grade": 18, "comment": 18}
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_timestamp_recorded(graded_cohort) -> None:
+    report, _ = graded_cohort
+
+    with Gradebook(f"sqlite:///{report.gradebook}", "medkit_test") as book:
+        late = book.find_submission("ps0_vitals", "s04_late").timestamp
+        on_time = book.find_submission("ps0_vitals", "s01").timestamp
+
+    assert late == datetime(2026, 3, 1, 9, 30)
+    assert on_time is None
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_matches_nbgrader_autograde(
+    graded_cohort, cohort, tmp_path
+) -> None:
+    report, _ = graded_cohort
+    course = tmp_path / "course"
+    shutil.copytree(FIXTURE_COURSE, course)
+    shutil.copytree(cohort, course / "submitted")
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    for step in (["generate_assignment", "ps0_vitals"], ["autograde", "ps0_vitals"]):
+        subprocess.run(
+            [sys.executable, "-m", "nbgrader", *step, "--force"],
+            cwd=course,
+            env=environment,
+            check=True,
+            capture_output=True,
+        )
+
+    plain = gradebook_state(course / "gradebook.db", "ps0_vitals")
+
+    assert len(plain) == 18
+    assert gradebook_state(report.gradebook, "ps0_vitals") == plain
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_one_job_same_grades(graded_cohort, cohort, tmp_path) -> None:
+    report, _ = graded_cohort
+
+    sequential = grade_cohort(
+        "ps0_vitals",
+        cohort,
+        course_dir=FIXTURE_COURSE,
+        build_dir=tmp_path,
+        jobs=1,
+        feedback=False,
+    )
+
+    assert sequential.jobs == 1
+    assert sequential.cells == report.cells
+    assert sequential.feedback_dir is None
+    assert gradebook_state(sequential.gradebook, "ps0_vitals") == gradebook_state(
+        report.gradebook, "ps0_vitals"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_feedback_pages(graded_cohort) -> None:
+    report, build = graded_cohort
+
+    assert report.feedback_dir == build / "feedback" / "ps0_vitals"
+    pages = sorted(p.parent.name for p in report.feedback_dir.glob("*/vitals.html"))
+    assert pages == sorted(COHORT)
+    text = html.unescape(
+        (report.feedback_dir / "s03" / "vitals.html").read_text(encoding="utf-8")
+    )
+    assert "2 of 5 points" in text
+    assert (
+        "Check has_fever on clear cases and, hidden, on the 38.0 °C threshold." in text
+    )
+    assert "AssertionError in a hidden check of this cell." in text
+    assert "assert has_fever(38.0)" not in text
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_regrade_keeps_manual_grades(tmp_path: Path) -> None:
+    submitted = write_cohort(
+        tmp_path / "submitted", tmp_path / "release", {"s01": "solution"}
+    )
+    build = tmp_path / "build"
+    options = {"course_dir": FIXTURE_COURSE, "build_dir": build, "feedback": False}
+    first = grade_cohort("ps0_vitals", submitted, **options)
+    with Gradebook(f"sqlite:///{first.gradebook}", "medkit_test") as book:
+        grade = book.find_grade("units_answer", "vitals", "ps0_vitals", "s01")
+        grade.manual_score = 2.0
+        book.db.commit()
+
+    again = grade_cohort("ps0_vitals", submitted, **options)
+    state = gradebook_state(again.gradebook, "ps0_vitals")
+
+    assert first.scores == {"s01": 3.0}
+    assert again.scores == {"s01": 5.0}
+    assert again.cells == {
+        "s01": {"test_bmi": 2.0, "test_fever": 1.0, "units_answer": 2.0}
+    }
+    assert state[("s01", "vitals", "units_answer")] == (None, True, None)
+    assert len(state) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_unreadable_notebook_fails_alone(tmp_path: Path) -> None:
+    submitted = write_cohort(
+        tmp_path / "submitted",
+        tmp_path / "release",
+        {"s01": "solution", "s02": "blank"},
+    )
+    (submitted / "s02" / "ps0_vitals" / "vitals.ipynb").write_text(
+        "{not json", encoding="utf-8"
+    )
+
+    report = grade_cohort(
+        "ps0_vitals",
+        submitted,
+        course_dir=FIXTURE_COURSE,
+        build_dir=tmp_path / "build",
+        feedback=False,
+    )
+
+    assert report.scores == {"s01": 3.0}
+    assert list(report.failed) == ["s02"]
+    assert report.failed["s02"].startswith("vitals.ipynb is not a valid notebook")
+    assert "s02" not in report.grades_csv.read_text(encoding="utf-8")
+
+
+def test_grade_cohort_missing_folder_raises(tmp_path: Path) -> None:
+    with pytest.raises(GradingError, match=r"Submissions folder .*absent not found"):
+        grade_cohort(
+            "ps0_vitals",
+            tmp_path / "absent",
+            course_dir=FIXTURE_COURSE,
+            build_dir=tmp_path,
+        )
+
+
+def test_grade_cohort_without_submissions_raises(tmp_path: Path) -> None:
+    (tmp_path / "submitted" / "s01" / "ps9").mkdir(parents=True)
+
+    with pytest.raises(GradingError, match=r"No submissions of 'ps0_vitals' in"):
+        grade_cohort(
+            "ps0_vitals",
+            tmp_path / "submitted",
+            course_dir=FIXTURE_COURSE,
+            build_dir=tmp_path / "build",
+        )
+
+    assert not (tmp_path / "build").exists()
+
+
+@pytest.mark.parametrize("jobs", [0, -2])
+def test_grade_cohort_invalid_jobs_raises(tmp_path: Path, jobs: int) -> None:
+    (tmp_path / "submitted" / "s01" / "ps0_vitals").mkdir(parents=True)
+
+    with pytest.raises(
+        GradingSettingError, match=rf"jobs must be at least 1, got {jobs}"
+    ):
+        grade_cohort(
+            "ps0_vitals",
+            tmp_path / "submitted",
+            course_dir=FIXTURE_COURSE,
+            build_dir=tmp_path / "build",
+            jobs=jobs,
+        )
+
+
+@pytest.mark.parametrize("setting", ["cell_timeout", "memory", "file_size", "output"])
+def test_limits_invalid_value_raises(setting: str) -> None:
+    with pytest.raises(
+        GradingSettingError, match=rf"Limits\.{setting} must be a positive number"
+    ) as raised:
+        Limits(**{setting: 0})
+
+    assert raised.value.name == setting
+    assert raised.value.value == 0
+
+
+def test_gradebook_path_default() -> None:
+    assert gradebook_path() == PROJECT_DIR / "build" / "nbgrader" / "gradebook.db"
+
+
+def test_grade_cohort_submissions_in_working_copy_raises(tmp_path: Path) -> None:
+    submitted = tmp_path / "nbgrader" / "submitted"
+    (submitted / "s01" / "ps0_vitals").mkdir(parents=True)
+
+    with pytest.raises(GradingError, match=r"is inside the working copy .*nbgrader"):
+        grade_cohort(
+            "ps0_vitals", submitted, course_dir=FIXTURE_COURSE, build_dir=tmp_path
+        )
+
+    assert (submitted / "s01" / "ps0_vitals").is_dir()
+
+
+# Feedback pages -----------------------------------------------------------------
+
+FEEDBACK_TEST = (
+    "# Checks that the dose is 5 mg per kg.\n"
+    "assert dose(2) == 10, 'dose(2) must be 10'\n"
+    "### BEGIN HIDDEN TESTS\n"
+    "assert dose(3) == 15\n"
+    "### END HIDDEN TESTS"
+)
+
+
+def feedback_notebook(source: str, outputs: list[dict]) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source, outputs=outputs)
+    cell.metadata["nbgrader"] = {
+        "grade": True,
+        "grade_id": "test_dose",
+        "locked": True,
+        "points": 2,
+        "solution": False,
+    }
+    return nbformat.v4.new_notebook(cells=[cell])
+
+
+def error_output(ename: str, evalue: str, line: int) -> dict:
+    return nbformat.v4.new_output(
+        "error",
+        ename=ename,
+        evalue=evalue,
+        traceback=[f"\x1b[0;31m{ename}\x1b[0m", f"Cell In[4], line {line}\n...", ename],
+    )
+
+
+@pytest.mark.parametrize(
+    "output, expected",
+    [
+        pytest.param(
+            error_output("AssertionError", "", 4),
+            "AssertionError in a hidden check of this cell.",
+            id="hidden",
+        ),
+        pytest.param(
+            error_output("AssertionError", "dose(2) must be 10", 2),
+            "AssertionError at the visible line `assert dose(2) == 10, 'dose(2) must "
+            "be 10'`: dose(2) must be 10",
+            id="visible",
+        ),
+        pytest.param(
+            error_output("NameError", "name 'dose' is not defined", 2),
+            "NameError at the visible line `assert dose(2) == 10, 'dose(2) must be "
+            "10'`: name 'dose' is not defined",
+            id="name-error",
+        ),
+        pytest.param(
+            error_output("ValueError", "assert dose(3) == 15", 4),
+            "ValueError in a hidden check of this cell.",
+            id="message-quotes-hidden",
+        ),
+        pytest.param(
+            nbformat.v4.new_output("stream", name="stderr", text="warning\n"),
+            "The cell wrote to stderr, which nbgrader counts as a failure.",
+            id="stderr",
+        ),
+    ],
+)
+def test_write_feedback_failed_test(tmp_path: Path, output, expected: str) -> None:
+    graded = feedback_notebook(FEEDBACK_TEST, [output])
+    released = feedback_notebook(FEEDBACK_TEST.split("### BEGIN")[0].strip(), [])
+
+    page = write_feedback(
+        tmp_path / "s01" / "doses.html",
+        title="ps9: feedback for s01",
+        graded=graded,
+        released=released,
+        grades={"test_dose": CellGrade(0.0, 2.0)},
+        problems=[],
+    )
+    text = html.unescape(page.read_text(encoding="utf-8"))
+
+    assert f"<p>{expected}</p>" in text
+    assert "Failed</strong>: 0 of 2 points." in text
+    assert "Checks that the dose is 5 mg per kg." in text
+    assert "assert dose(3) == 15" not in text
+
+
+def test_write_feedback_problems_listed(tmp_path: Path) -> None:
+    graded = feedback_notebook(FEEDBACK_TEST, [])
+    problem = Problem("s01", "doses", "test_dose", "edited", "It was changed.")
+
+    page = write_feedback(
+        tmp_path / "doses.html",
+        title="ps9: feedback for s01",
+        graded=graded,
+        released=graded,
+        grades={"test_dose": CellGrade(2.0, 2.0)},
+        problems=[problem],
+    )
+    text = html.unescape(page.read_text(encoding="utf-8"))
+
+    assert "2 of 2 points" in text
+    assert "<strong>test_dose</strong> (edited): It was changed." in text
+    assert "Passed</strong>: 2 of 2 points." in text
