@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medkit import _hospital_site as site
 from medkit import _hospital_templates as tpl
 from medkit._hospital_export import (
     export_labs,
@@ -38,6 +39,7 @@ from medkit._hospital_export import (
 )
 from medkit._hospital_faults import ExportedTable, format_dates, format_ids
 from medkit._hospital_readme import render_readme
+from medkit._hospital_site_readme import render_site_readme
 from medkit._hospital_truth import Truth, make_truth
 from medkit.exceptions import DatasetMismatchError, DatasetParameterError
 
@@ -46,14 +48,20 @@ __all__ = [
     "DEFAULT_PATIENTS",
     "DEFAULT_SEED",
     "RAW_ENCODINGS",
+    "SITE_B_ENCODINGS",
+    "SITE_B_PATIENTS",
+    "SITE_B_SEED",
     "HospitalData",
+    "SiteData",
     "check_datasets",
     "data_dir",
     "generate",
+    "generate_site",
     "load_answer_key",
     "load_raw",
     "raw_path",
     "write_datasets",
+    "write_site",
 ]
 
 logger = logging.getLogger(__name__)
@@ -71,6 +79,10 @@ RAW_ENCODINGS = {
     "services": "utf-8",
     "patient_services": "utf-8",
 }
+SITE_B_PATIENTS = 1000
+SITE_B_SEED = 2027
+SITE_B_ENCODINGS = dict(site.ENCODINGS)
+"""Text encoding of each raw export of the second hospital, site B."""
 ANSWER_KEY_FILES = ("patients", "visits", "labs", "quarantine", "duplicates", "faults")
 _INTEGER_COLUMNS = {
     "visits": ("age", "readmit_30d"),
@@ -116,14 +128,37 @@ class HospitalData:
         CSV files end lines with ``"\\n"``. The raw files use ``RAW_ENCODINGS``
         and everything else UTF-8.
         """
-        files = {
-            f"raw/{name}.csv": _csv_bytes(frame, RAW_ENCODINGS[name])
-            for name, frame in self.raw.items()
-        }
-        for name in ANSWER_KEY_FILES:
-            files[f"answer_key/{name}.csv"] = _csv_bytes(self.answer_key[name], "utf-8")
-        files["README.md"] = render_readme(self).encode("utf-8")
-        return files
+        return _render_files(self, RAW_ENCODINGS, render_readme(self))
+
+
+@dataclass(frozen=True)
+class SiteData(HospitalData):
+    """The second hospital, site B, made by :func:`generate_site`.
+
+    It has the attributes of :class:`HospitalData`. Its raw exports follow site
+    B's conventions (see :func:`generate_site`) and use ``SITE_B_ENCODINGS``.
+    """
+
+    def files(self) -> dict[str, bytes]:
+        """Render every file of the site as bytes, keyed by relative path.
+
+        The layout is that of ``datasets/``: ``raw/``, ``answer_key/`` and a
+        ``README.md`` that describes how site B differs from the first hospital.
+        """
+        return _render_files(self, SITE_B_ENCODINGS, render_site_readme(self))
+
+
+def _render_files(
+    data: HospitalData, encodings: dict[str, str], readme: str
+) -> dict[str, bytes]:
+    files = {
+        f"raw/{name}.csv": _csv_bytes(frame, encodings[name])
+        for name, frame in data.raw.items()
+    }
+    for name in ANSWER_KEY_FILES:
+        files[f"answer_key/{name}.csv"] = _csv_bytes(data.answer_key[name], "utf-8")
+    files["README.md"] = readme.encode("utf-8")
+    return files
 
 
 def _csv_bytes(frame: pd.DataFrame, encoding: str) -> bytes:
@@ -165,15 +200,7 @@ def generate(
     >>> sorted(data.raw)
     ['labs', 'notes', 'patient_services', 'patients', 'services', 'visits']
     """
-    if not MIN_PATIENTS <= n_patients <= MAX_PATIENTS:
-        raise DatasetParameterError(
-            f"n_patients must be between {MIN_PATIENTS} and {MAX_PATIENTS}, so that "
-            f"every fault occurs and patient IDs fit in 6 digits. Got {n_patients}."
-        )
-    if seed < 0:
-        raise DatasetParameterError(
-            f"seed must be 0 or a positive integer. Got {seed}."
-        )
+    _check_parameters(n_patients, seed)
     rng = np.random.default_rng(seed)
     reserved = reserved_counts(n_patients)
     truth = make_truth(
@@ -190,18 +217,8 @@ def generate(
     visits = export_visits(rng, truth, clean_visits, n_patients)
     labs, lab_values = export_labs(rng, truth, clean_labs, n_patients)
     exports = {"patients": patients, "visits": visits, "labs": labs}
-
-    # Numbers in the answer key come from the truth, not from their text.
-    for column in ("age", "systolic_bp", "heart_rate", "readmit_30d"):
-        clean_visits[column] = truth.visits[column].array
-    clean_labs["value"] = lab_values
-    answer_key = {
-        "patients": _take(clean_patients, patients.clean_rows),
-        "visits": _take(clean_visits, visits.clean_rows),
-        "labs": _take(clean_labs, labs.clean_rows),
-        **_answer_lists(exports),
-    }
-    answer_key = {name: _typed(frame, name) for name, frame in answer_key.items()}
+    clean = {"patients": clean_patients, "visits": clean_visits, "labs": clean_labs}
+    answer_key = _answer_key(truth, exports, clean, lab_values)
     raw = {name: export.raw for name, export in exports.items()}
     raw.update(_plain_tables(truth))
     logger.info(
@@ -214,6 +231,123 @@ def generate(
     return HospitalData(
         n_patients=n_patients, seed=seed, raw=raw, answer_key=answer_key
     )
+
+
+def generate_site(
+    n_patients: int = SITE_B_PATIENTS, seed: int = SITE_B_SEED
+) -> SiteData:
+    """Generate the second hospital, site B, for ``n_patients`` patients.
+
+    Site B's patients, stays, lab results, notes and services come from the
+    same clinical model as :func:`generate`, with its own seed, so a model or
+    a recommender built at one hospital can be tried at the other. Its exports
+    follow another system's conventions, which the default specs of
+    :mod:`medkit.digitize` do not describe:
+
+    - patient IDs ``B`` and 6 digits (``B000123``), stay IDs ``ZY`` and 8
+      digits (``ZY00000042``), lab IDs as at the first hospital;
+    - slash dates month first (``03/07/1956`` is 7 March), and ISO dates
+      without leading zeros (``1956-3-7``);
+    - missing values written ``""``, ``NULL``, ``n/a`` or ``不详``;
+    - sex also written ``男性`` or ``女性``;
+    - departments also in traditional characters (``心內科``) or surrounded by
+      full-width spaces;
+    - sodium also in mEq/L;
+    - stays exported twice with another heart rate, under the same
+      ``visit_id`` (the later row is quarantined by the ``ids`` rule).
+
+    ``patients.csv`` is GB18030, ``visits.csv`` UTF-8 and ``labs.csv`` UTF-8
+    with a byte order mark. The answer key gives the same clean schema as the
+    first hospital's, with departments in simplified characters.
+
+    Parameters
+    ----------
+    n_patients : int, default=1000
+        Patients in the clean table, between 100 and 600,000.
+    seed : int, default=2027
+        Seed of the random generator.
+
+    Returns
+    -------
+    SiteData
+        Raw exports, answer key and fault table of site B.
+
+    Raises
+    ------
+    DatasetParameterError
+        If ``n_patients`` is out of range or ``seed`` is negative.
+
+    Examples
+    --------
+    >>> data = generate_site(n_patients=200)
+    >>> data.answer_key["patients"]["patient_id"].iloc[0][:1]
+    'B'
+    """
+    _check_parameters(n_patients, seed)
+    rng = np.random.default_rng(seed)
+    reserved = site.reserved_counts(n_patients)
+    truth = make_truth(
+        rng,
+        n_patients,
+        extra_patients=reserved["patients"],
+        reserved_visits=reserved["visits"],
+        reserved_labs=reserved["labs"],
+    )
+    clean_patients, clean_visits, clean_labs = site.site_texts(truth)
+    patients = site.export_patients(rng, truth, clean_patients, n_patients)
+    visits = site.export_visits(rng, truth, clean_visits, n_patients)
+    labs, lab_values = site.export_labs(rng, truth, clean_labs, n_patients)
+    exports = {"patients": patients, "visits": visits, "labs": labs}
+    clean = {"patients": clean_patients, "visits": clean_visits, "labs": clean_labs}
+    answer_key = _answer_key(truth, exports, clean, lab_values)
+    raw = {name: export.raw for name, export in exports.items()}
+    raw.update(
+        _plain_tables(
+            truth,
+            patient_prefix=site.PATIENT_PREFIX,
+            visit_prefix=site.VISIT_PREFIX,
+            visit_digits=site.VISIT_DIGITS,
+        )
+    )
+    logger.info(
+        "Generated site B: %s patients, %s visits and %s lab results (seed %s)",
+        n_patients,
+        len(answer_key["visits"]),
+        len(answer_key["labs"]),
+        seed,
+    )
+    return SiteData(n_patients=n_patients, seed=seed, raw=raw, answer_key=answer_key)
+
+
+def _check_parameters(n_patients: int, seed: int) -> None:
+    if not MIN_PATIENTS <= n_patients <= MAX_PATIENTS:
+        raise DatasetParameterError(
+            f"n_patients must be between {MIN_PATIENTS} and {MAX_PATIENTS}, so that "
+            f"every fault occurs and patient IDs fit in 6 digits. Got {n_patients}."
+        )
+    if seed < 0:
+        raise DatasetParameterError(
+            f"seed must be 0 or a positive integer. Got {seed}."
+        )
+
+
+def _answer_key(
+    truth: Truth,
+    exports: dict[str, ExportedTable],
+    clean: dict[str, dict[str, np.ndarray]],
+    lab_values: np.ndarray,
+) -> dict[str, pd.DataFrame]:
+    # Numbers in the answer key come from the truth, not from their text.
+    clean_visits = clean["visits"]
+    for column in ("age", "systolic_bp", "heart_rate", "readmit_30d"):
+        clean_visits[column] = truth.visits[column].array
+    clean["labs"]["value"] = lab_values
+    answer_key = {
+        name: _take(clean[name], exports[name].clean_rows)
+        for name in ("patients", "visits", "labs")
+    }
+    answer_key.update(_answer_lists(exports))
+    return {name: _typed(frame, name) for name, frame in answer_key.items()}
 
 
 def _take(columns: dict[str, np.ndarray], rows: np.ndarray) -> pd.DataFrame:
@@ -229,7 +363,13 @@ def _answer_lists(exports: dict[str, ExportedTable]) -> dict[str, pd.DataFrame]:
     }
 
 
-def _plain_tables(truth: Truth) -> dict[str, pd.DataFrame]:
+def _plain_tables(
+    truth: Truth,
+    *,
+    patient_prefix: str = "",
+    visit_prefix: str = "V",
+    visit_digits: int = 7,
+) -> dict[str, pd.DataFrame]:
     # Notes, the service catalogue and services received are exported without faults.
     notes = truth.notes
     services = pd.DataFrame(
@@ -240,8 +380,8 @@ def _plain_tables(truth: Truth) -> dict[str, pd.DataFrame]:
         "notes": pd.DataFrame(
             {
                 "note_id": format_ids("N", notes["number"], 7),
-                "patient_id": format_ids("", notes["patient_id"], 6),
-                "visit_id": format_ids("V", notes["visit"], 7),
+                "patient_id": format_ids(patient_prefix, notes["patient_id"], 6),
+                "visit_id": format_ids(visit_prefix, notes["visit"], visit_digits),
                 "language": notes["language"].to_numpy(object),
                 "text": notes["text"].to_numpy(object),
             }
@@ -249,7 +389,7 @@ def _plain_tables(truth: Truth) -> dict[str, pd.DataFrame]:
         "services": services,
         "patient_services": pd.DataFrame(
             {
-                "patient_id": format_ids("", received["patient_id"], 6),
+                "patient_id": format_ids(patient_prefix, received["patient_id"], 6),
                 "service_code": received["service_code"].to_numpy(object),
                 "received_date": format_dates(received["received_day"]),
             }
@@ -312,18 +452,30 @@ def raw_path(name: str, directory: str | Path | None = None) -> Path:
     return Path(directory or data_dir()) / "raw" / f"{stem}.csv"
 
 
-def load_raw(name: str, directory: str | Path | None = None) -> pd.DataFrame:
+def load_raw(
+    name: str, directory: str | Path | None = None, *, encoding: str | None = None
+) -> pd.DataFrame:
     """Read a raw export as text, every cell a string, in its own encoding.
 
     Nothing is treated as missing, so ``"NA"`` (the sodium test code) and
     ``"007"`` stay as written. Use :mod:`medkit.digitize` to clean the data.
+
+    Parameters
+    ----------
+    name : str
+        File stem from ``RAW_ENCODINGS``, with or without ``.csv``.
+    directory : str or Path, optional
+        Datasets folder, by default :func:`data_dir`.
+    encoding : str, optional
+        Text encoding, by default the first hospital's ``RAW_ENCODINGS``. Pass
+        ``SITE_B_ENCODINGS[name]`` for a file of site B.
     """
     path = raw_path(name, directory)
     return pd.read_csv(
         path,
         dtype=str,
         keep_default_na=False,
-        encoding=RAW_ENCODINGS[path.stem],
+        encoding=encoding or RAW_ENCODINGS[path.stem],
     )
 
 
@@ -386,8 +538,50 @@ def write_datasets(
         The files written.
     """
     root = Path(directory or data_dir())
+    return _write_files(root, generate(n_patients, seed).files())
+
+
+def write_site(
+    directory: str | Path,
+    n_patients: int = SITE_B_PATIENTS,
+    seed: int = SITE_B_SEED,
+) -> list[Path]:
+    """Generate the second hospital, site B, and write its files to ``directory``.
+
+    The layout is that of ``datasets/``: ``raw/`` with site B's exports,
+    ``answer_key/`` and a ``README.md`` that lists how site B differs from the
+    first hospital and every fault with its count. At the default size it is
+    quick enough for a lesson to write it to a temporary folder at run time.
+
+    Parameters
+    ----------
+    directory : str or Path
+        Folder to write into. ``raw/`` and ``answer_key/`` are created inside
+        it. There is no default, so that the shipped ``datasets/`` is not
+        overwritten by mistake.
+    n_patients : int, default=1000
+        Patients in the clean table.
+    seed : int, default=2027
+        Seed of the random generator.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> [path.name for path in write_site(folder, 200)][:3]
+    ['patients.csv', 'visits.csv', 'labs.csv']
+    """
+    return _write_files(Path(directory), generate_site(n_patients, seed).files())
+
+
+def _write_files(root: Path, files: dict[str, bytes]) -> list[Path]:
     written = []
-    for relative, content in generate(n_patients, seed).files().items():
+    for relative, content in files.items():
         path = root / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(content)

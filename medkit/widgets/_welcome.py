@@ -87,6 +87,23 @@ STAGES: tuple[Stage, ...] = (
         lesson="04_personalization.ipynb",
         module="medkit.personalize",
     ),
+    Stage(
+        key="capstone",
+        title="Capstone",
+        chinese="综合实践",
+        formula="E → A → C → F",
+        meaning=(
+            "The four transformations, one after the other, on the exports of a "
+            "second hospital whose system writes its data differently."
+        ),
+        how=(
+            "Adapt the cleaning specs to site B, train and validate a model there, "
+            "share its de-identified stays with site A, recommend services to its "
+            "patients, and measure the field's open problems on the result."
+        ),
+        lesson="05_capstone.ipynb",
+        module="medkit.datasets.write_site",
+    ),
 )
 
 
@@ -97,7 +114,7 @@ def describe_stage(key: str) -> str:
     ----------
     key : str
         The stage key, one of ``"digitization"``, ``"intelligence"``,
-        ``"networking"`` or ``"personalization"``.
+        ``"networking"``, ``"personalization"`` or ``"capstone"``.
 
     Returns
     -------
@@ -130,7 +147,8 @@ def course_map():
     Returns
     -------
     ipywidgets.VBox
-        Toggle buttons for the four stages above an HTML description.
+        Toggle buttons for the four stages and the capstone above an HTML
+        description.
     """
     import ipywidgets as widgets
 
