@@ -20,7 +20,7 @@ KERNEL_NAME = "python3"
 
 
 POLL_SECONDS = 1.0
-"""Longest single wait on the shell socket before it is polled again."""
+"""Maximum seconds of one wait on the shell socket before it is polled again."""
 
 
 class PollingShellChannel(AsyncZMQSocketChannel):
@@ -28,10 +28,11 @@ class PollingShellChannel(AsyncZMQSocketChannel):
 
     NOTE: with ipykernel 7.4, nbclient 0.11 and ipywidgets 8.1, a cell that
     displays a widget sometimes leaves nbclient waiting forever on
-    ``get_msg(timeout=None)`` although the kernel has sent its reply and is idle
-    (1 run in 26 of a two-widget notebook on a loaded 2-core machine). Polling finds
-    the reply, so a wait without a limit is split into short polls here; a wait
-    with a limit still raises ``queue.Empty`` when the limit passes.
+    ``get_msg(timeout=None)``, although the kernel has sent its reply and is idle.
+    This happened in 1 run of 26 of a two-widget notebook on a loaded 2-core
+    machine. Polling the socket again finds the reply, so a wait without a limit
+    is split into short polls here. A wait with a limit still raises
+    ``queue.Empty`` when the limit passes.
     """
 
     async def get_msg(self, timeout: float | None = None) -> dict[str, Any]:
