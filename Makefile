@@ -26,7 +26,6 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 # The formgrader runs alembic by name, so .venv/bin goes first on PATH.
 lab: $(STAMP)
-	mkdir -p build/exchange
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/jupyter lab --ip=127.0.0.1 --notebook-dir=. $(ROOT_FLAG)
 
 lint: $(STAMP)

@@ -15,4 +15,8 @@ load_subconfig(str(course_root / "nbgrader_config.py"))  # noqa: F821 (traitlets
 
 # One person's exchange, so Release, Fetch and Submit work on a laptop. nbgrader's
 # default, /srv/nbgrader/exchange, is for a shared server (see deploy/).
-c.Exchange.root = str(project / "build" / "exchange")
+# The formgrader only warns, and disables Release and Collect, when the folder is
+# missing, so it is made here.
+exchange = project / "build" / "exchange"
+exchange.mkdir(parents=True, exist_ok=True)
+c.Exchange.root = str(exchange)
