@@ -138,10 +138,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: Execute.timeout in nbgrader_config.py)",
     )
     grade.add_argument(
+        "--course",
+        type=Path,
+        metavar="DIR",
+        help="nbgrader course folder with source/ and nbgrader_config.py; it is "
+        "only read (default: assignments/ of the project)",
+    )
+    grade.add_argument(
         "--build",
         type=Path,
         metavar="DIR",
-        help="folder for the gradebook, grades and feedback (default: build/)",
+        help="folder for the gradebook, grades and feedback (default: build/ for the "
+        "demo submissions, build/class/ with --submissions)",
     )
     grade.add_argument(
         "--no-check",
@@ -266,13 +274,15 @@ def _add_report(commands: argparse._SubParsersAction) -> argparse.ArgumentParser
         "--gradebook",
         metavar="PATH",
         help="nbgrader gradebook file or SQLAlchemy URL "
-        "(default: build/nbgrader/gradebook.db, written by medkit grade)",
+        "(default: build/class/nbgrader/gradebook.db, written by "
+        "medkit grade --submissions)",
     )
     report.add_argument(
         "--out",
         type=Path,
         metavar="DIR",
-        help="folder of the report; it goes to DIR/ASSIGNMENT/ (default: build/report)",
+        help="folder of the report; it goes to DIR/ASSIGNMENT/ "
+        "(default: build/class/report)",
     )
     report.set_defaults(run=_report)
     return report
@@ -358,8 +368,16 @@ def _grade(args: argparse.Namespace) -> None:
     from medkit.course.grading import Limits, grade_cohort, grade_demos
     from medkit.exceptions import GradingError
 
+    if args.jobs is not None and args.jobs < 1:
+        raise GradingError(f"--jobs must be at least 1, got {args.jobs}.")
+    if args.timeout is not None and args.timeout < 1:
+        raise GradingError(
+            f"--timeout must be a number of seconds of at least 1, got {args.timeout}."
+        )
     limits = None if args.timeout is None else Limits(cell_timeout=args.timeout)
-    options = _given(build_dir=args.build, jobs=args.jobs, limits=limits)
+    options = _given(
+        course_dir=args.course, build_dir=args.build, jobs=args.jobs, limits=limits
+    )
     if args.submissions is None:
         reports = grade_demos(
             args.assignment, check=args.check, feedback=args.feedback, **options
@@ -467,14 +485,12 @@ def _serve(args: argparse.Namespace) -> None:
 
 def _report(args: argparse.Namespace) -> None:
     from medkit.course.analytics import item_analysis, write_report
+    from medkit.course.grading import CLASS_DIR, gradebook_path
 
-    gradebook = args.gradebook
-    if gradebook is None:
-        from medkit.course.grading import gradebook_path
-
-        gradebook = gradebook_path()
+    gradebook = gradebook_path() if args.gradebook is None else args.gradebook
+    out_dir = CLASS_DIR / "report" if args.out is None else args.out
     analysis = item_analysis(gradebook, args.assignment)
-    _print_analysis(analysis, write_report(analysis, args.out))
+    _print_analysis(analysis, write_report(analysis, out_dir))
 
 
 def _given(**options: Any) -> dict[str, Any]:

@@ -206,6 +206,52 @@ def test_grade_passes_options(monkeypatch: pytest.MonkeyPatch) -> None:
     assert grade.calls == [(("ps1_digitization",), {"check": False, "feedback": False})]
 
 
+def test_grade_cohort_passes_course_and_build(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    recorder = Recorder(error=GradingError("stop"))
+    monkeypatch.setattr(grading, "grade_cohort", recorder)
+
+    main(
+        [
+            "grade",
+            "ps1_digitization",
+            "--submissions",
+            str(tmp_path / "submitted"),
+            "--course",
+            str(tmp_path / "course"),
+            "--build",
+            str(tmp_path / "build"),
+        ]
+    )
+
+    [(args, kwargs)] = recorder.calls
+    assert args == ("ps1_digitization", tmp_path / "submitted")
+    assert kwargs["course_dir"] == tmp_path / "course"
+    assert kwargs["build_dir"] == tmp_path / "build"
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--jobs", "0"], "medkit: error: --jobs must be at least 1, got 0.\n"),
+        (
+            ["--timeout", "-1"],
+            "medkit: error: --timeout must be a number of seconds of at least 1, "
+            "got -1.\n",
+        ),
+    ],
+    ids=["jobs-zero", "timeout-negative"],
+)
+def test_grade_invalid_option_prints_one_line(
+    option: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status = main(["grade", "ps1_digitization", "--submissions", "x", *option])
+
+    assert status == 1
+    assert capsys.readouterr().err == message
+
+
 def test_grade_summary_marks_differences(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

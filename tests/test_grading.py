@@ -551,6 +551,30 @@ def test_grade_cohort_unreadable_notebook_fails_alone(tmp_path: Path) -> None:
     assert "s02" not in report.grades_csv.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
+@pytest.mark.notebook
+def test_grade_cohort_csv_keeps_earlier_students(tmp_path: Path) -> None:
+    build = tmp_path / "build"
+    first = write_cohort(tmp_path / "first", tmp_path / "release1", {"s01": "solution"})
+    late = write_cohort(tmp_path / "late", tmp_path / "release2", {"s02": "blank"})
+
+    for submitted in (first, late):
+        report = grade_cohort(
+            "ps0_vitals",
+            submitted,
+            course_dir=FIXTURE_COURSE,
+            build_dir=build,
+            feedback=False,
+        )
+
+    assert report.scores == {"s02": 0.0}
+    assert report.grades_csv.read_text(encoding="utf-8") == (
+        "student,score,max_score,test_bmi,test_fever,units_answer\n"
+        "s01,3,5,2,1,\n"
+        "s02,0,5,0,0,0\n"
+    )
+
+
 def test_grade_cohort_missing_folder_raises(tmp_path: Path) -> None:
     with pytest.raises(GradingError, match=r"Submissions folder .*absent not found"):
         grade_cohort(
@@ -602,8 +626,10 @@ def test_limits_invalid_value_raises(setting: str) -> None:
     assert raised.value.value == 0
 
 
-def test_gradebook_path_default() -> None:
-    assert gradebook_path() == PROJECT_DIR / "build" / "nbgrader" / "gradebook.db"
+def test_gradebook_path_default_is_class_folder() -> None:
+    expected = PROJECT_DIR / "build" / "class" / "nbgrader" / "gradebook.db"
+
+    assert gradebook_path() == expected
 
 
 def test_grade_cohort_submissions_in_working_copy_raises(tmp_path: Path) -> None:

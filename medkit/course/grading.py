@@ -37,6 +37,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from medkit.course._course import (
     COURSE_DIR,
     GRADEBOOK_FILE,
@@ -60,6 +62,7 @@ from medkit.course.demos import (
 from medkit.exceptions import GradingError, GradingSettingError
 
 __all__ = [
+    "CLASS_DIR",
     "COURSE_DIR",
     "CohortReport",
     "DemoScore",
@@ -188,15 +191,23 @@ class CohortReport:
     feedback_dir: Path | None = None
 
 
+CLASS_DIR = BUILD_DIR / "class"
+"""Default build folder of :func:`grade_cohort`.
+
+It is apart from ``build/``, where :func:`grade_demos` rebuilds its gradebook on
+every run, so that ``make course`` never touches a class's grades.
+"""
+
+
 def gradebook_path(build_dir: str | Path | None = None) -> Path:
-    """Return the course gradebook, ``<build_dir>/nbgrader/gradebook.db``.
+    """Return the gradebook of a build folder, ``<build_dir>/nbgrader/gradebook.db``.
 
     Parameters
     ----------
-    build_dir : str or Path, default=``build/`` of the project
-        The build folder that grading writes to.
+    build_dir : str or Path, default=``build/class/`` of the project
+        The build folder that :func:`grade_cohort` writes to.
     """
-    build_dir = BUILD_DIR if build_dir is None else Path(build_dir)
+    build_dir = CLASS_DIR if build_dir is None else Path(build_dir)
     return build_dir / "nbgrader" / GRADEBOOK_FILE
 
 
@@ -257,10 +268,11 @@ def grade_cohort(
         optional ``timestamp.txt`` beside the notebooks. It is only read.
     course_dir : str or Path, default=``assignments/`` of the project
         The nbgrader course root. It is copied, never written.
-    build_dir : str or Path, default=``build/`` of the project
+    build_dir : str or Path, default=``build/class/`` of the project
         Where the working copy, gradebook, grades and feedback are written.
         Grades already in its gradebook are kept, manual grades included; a
-        student graded again gets new autograded scores.
+        student graded again gets new autograded scores. The grades CSV lists
+        every student in the gradebook, not only this run's.
     jobs : int, optional
         Number of processes that grade at once; by default the number of CPU
         cores, and never more than the number of submissions.
@@ -294,7 +306,7 @@ def grade_cohort(
     (15.0, {})
     """
     started = time.perf_counter()
-    course = WorkingCourse(course_dir, build_dir)
+    course = WorkingCourse(course_dir, CLASS_DIR if build_dir is None else build_dir)
     [assignment] = course.select(assignment)
     tasks = _find_submissions(Path(submissions_dir), assignment)
     jobs = _job_count(jobs, len(tasks))
@@ -314,10 +326,7 @@ def grade_cohort(
 
     students = sorted(outcome.scores)
     grades_csv = _write_grades(
-        [
-            (name, outcome.scores[name], outcome.max_score, outcome.cells[name])
-            for name in students
-        ],
+        _gradebook_rows(course, assignment),
         course.build_dir / "grades" / f"{assignment}.csv",
     )
     seconds = time.perf_counter() - started
@@ -526,6 +535,30 @@ def _load_demos(
     if check or (demo_dir / EXPECTED_FILE).exists():
         expected = load_expected(demo_dir, [demo.name for demo in demos])
     return demos, expected
+
+
+def _gradebook_rows(
+    course: WorkingCourse, assignment: str
+) -> list[tuple[str, float, float, dict[str, float | None]]]:
+    """Read every student's graded cells of `assignment` from the gradebook."""
+    from medkit.course._gradebook import read_gradebook
+
+    if not course.gradebook.exists():
+        return []
+    try:
+        scores = read_gradebook(course.gradebook, assignment, course_dir=course.root)
+    except GradingError:
+        # No submission of the assignment was graded, so there is no row to write.
+        return []
+    rows = []
+    for student, cells in scores.groupby("student", sort=True):
+        points = {
+            item: None if pd.isna(score) else float(score)
+            for item, score in zip(cells["item"], cells["score"], strict=True)
+        }
+        total = float(cells["score"].sum(skipna=True))
+        rows.append((str(student), total, float(cells["max_score"].sum()), points))
+    return rows
 
 
 def _write_grades(
