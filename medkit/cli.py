@@ -393,6 +393,14 @@ def _grade(args: argparse.Namespace) -> None:
         args.assignment, args.submissions, feedback=args.feedback, **options
     )
     _print_cohort(report)
+    if report.failed:
+        # The grades of the others are stored; the exit status still tells a
+        # script that some submissions have no grade.
+        raise GradingError(
+            f"{len(report.failed)} of {len(report.failed) + len(report.scores)} "
+            "submissions could not be graded; the FAILED lines above give the "
+            "reasons. Fix those notebooks and grade them again."
+        )
 
 
 def _print_cohort(report: CohortReport) -> None:

@@ -474,6 +474,17 @@ def test_write_report_hand_matrix(tmp_path: Path) -> None:
     assert "<strong>a</strong>" not in html
 
 
+def test_write_report_tables_have_one_header_row(tmp_path: Path) -> None:
+    index = write_report(analyse_scores(hand_scores(), "hand"), tmp_path)
+
+    html = index.read_text(encoding="utf-8")
+    tables = html.count("<table")
+    assert tables == 3
+    assert html.count("<thead>") == tables
+    assert html.count("</tr>\n  </thead>") == tables
+    assert html.count("<tr") - html.count("<tr>\n      <td") == tables
+
+
 def test_write_report_escapes_names(tmp_path: Path) -> None:
     scores = hand_scores().replace({"objective": {"x": "<script>"}})
 

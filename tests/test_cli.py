@@ -231,6 +231,36 @@ def test_grade_cohort_passes_course_and_build(
     assert kwargs["build_dir"] == tmp_path / "build"
 
 
+def test_grade_cohort_failed_submission_exits_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = types.SimpleNamespace(
+        assignment="ps1_digitization",
+        scores={"t01": 15.0},
+        failed={"t06": "ps1_digitization.ipynb is not a valid notebook"},
+        problems=[],
+        seconds=2.0,
+        jobs=2,
+        grades_csv=BUILD_DIR / "class" / "grades" / "ps1_digitization.csv",
+        gradebook=BUILD_DIR / "class" / "nbgrader" / "gradebook.db",
+        feedback_dir=None,
+    )
+    monkeypatch.setattr(grading, "grade_cohort", Recorder(report))
+
+    status = main(["grade", "ps1_digitization", "--submissions", "submitted"])
+
+    captured = capsys.readouterr()
+    assert status == 1
+    assert "graded 1 of 2 submissions" in captured.out
+    assert (
+        "  FAILED t06: ps1_digitization.ipynb is not a valid notebook\n" in captured.out
+    )
+    assert captured.err == (
+        "medkit: error: 1 of 2 submissions could not be graded; the FAILED lines "
+        "above give the reasons. Fix those notebooks and grade them again.\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("option", "message"),
     [

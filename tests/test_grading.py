@@ -273,12 +273,15 @@ def test_real_assignment_demos_score_as_designed(
 ) -> None:
     before = snapshot(COURSE_DIR)
 
-    [report] = grade_demos(
-        assignment, build_dir=tmp_path, feedback=False, progress=False
-    )
+    # With feedback, as make course grades them: a page that would show a hidden
+    # test stops the grading.
+    [report] = grade_demos(assignment, build_dir=tmp_path, progress=False)
 
     assert report.mismatches == []
     assert snapshot(COURSE_DIR) == before
+    for score in report.scores:
+        pages = list((tmp_path / "feedback" / assignment / score.submission).iterdir())
+        assert pages, score.submission
 
 
 def test_release_while_locked_raises(tmp_path: Path) -> None:
@@ -726,6 +729,35 @@ def test_write_feedback_failed_test(tmp_path: Path, output, expected: str) -> No
     assert "Failed</strong>: 0 of 2 points." in text
     assert "Checks that the dose is 5 mg per kg." in text
     assert "assert dose(3) == 15" not in text
+
+
+def test_write_feedback_hidden_line_inside_visible_line(tmp_path: Path) -> None:
+    source = (
+        "# Checks the dose of two patients.\n"
+        "low, high = dose_pair(2, 4)\n"
+        "assert (low, high) == (10, 20)\n"
+        "### BEGIN HIDDEN TESTS\n"
+        "low, high = dose_pair(\n"
+        "    3, 5\n"
+        ")\n"
+        "assert (low, high) == (15, 25)\n"
+        "### END HIDDEN TESTS"
+    )
+    graded = feedback_notebook(source, [])
+    released = feedback_notebook(source.split("### BEGIN")[0].strip(), [])
+
+    page = write_feedback(
+        tmp_path / "doses.html",
+        title="ps9: feedback for s01",
+        graded=graded,
+        released=released,
+        grades={"test_dose": CellGrade(2.0, 2.0)},
+        problems=[],
+    )
+    text = html.unescape(page.read_text(encoding="utf-8"))
+
+    assert "low, high = dose_pair(2, 4)" in text
+    assert "(15, 25)" not in text
 
 
 def test_write_feedback_problems_listed(tmp_path: Path) -> None:

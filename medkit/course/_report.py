@@ -52,6 +52,8 @@ def _new_figure(width: float, height: float) -> Figure:
 
 
 def _plot_totals(analysis: ItemAnalysis) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
     fractions = analysis.trainees["fraction"].dropna()
     figure = _new_figure(6.4, 3.6)
     ax = figure.add_subplot()
@@ -63,6 +65,7 @@ def _plot_totals(analysis: ItemAnalysis) -> Figure:
     maximum = analysis.trainees["max_score"].iloc[0]
     ax.set_xlabel(f"fraction of the {maximum:g} autograded points")
     ax.set_ylabel("trainees")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, 1)
     ax.set_title(f"{analysis.assignment}: total scores of {len(fractions)} trainees")
     return figure
@@ -218,8 +221,16 @@ def _trainees_table(analysis: ItemAnalysis) -> pd.DataFrame:
 
 
 def _table(frame: pd.DataFrame) -> str:
+    # A named index would get a header row of its own; as a column it shares one.
+    if frame.index.name is not None:
+        frame = frame.reset_index()
     return frame.to_html(
-        float_format=_number, na_rep="n/a", border=0, escape=True, justify="left"
+        index=False,
+        float_format=_number,
+        na_rep="n/a",
+        border=0,
+        escape=True,
+        justify="left",
     )
 
 
