@@ -254,8 +254,8 @@ def shift_dates(
     """Move each patient's dates by the same secret number of days.
 
     The shift of a patient is drawn from an HMAC of the patient ID under a label
-    of its own, so it is the same at every site that has the key, keeps the
-    intervals between one patient's dates, and cannot be computed from the
+    of its own. So it is the same at every site that has the key, and it keeps
+    the intervals between one patient's dates. It cannot be computed from the
     patient's pseudonym. Shifts are whole days from ``-max_days`` to
     ``max_days``, never 0.
 

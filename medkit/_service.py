@@ -114,9 +114,9 @@ def create_app(
     * ``GET /records/{record_id}``: one record, or 404.
     * ``GET /stats?group_by=department,icd10``: the number of records and the
       30-day readmission rate per group. Groups of fewer than ``min_cell``
-      different patients are left out and counted in ``suppressed``; when
+      different patients are left out and counted in ``suppressed``. When
       that leaves out exactly one group, the next smallest group is left out
-      too, so that the total cannot give its count away.
+      too, because the total would otherwise give its count away.
     * ``PUT /models/{name}`` with the bytes of a skops model file,
       ``GET /models/{name}`` and ``GET /models``.
 

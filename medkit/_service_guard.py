@@ -132,6 +132,7 @@ class SiteGuard:
                 "MEDKIT_TOKEN.",
                 _CHALLENGE,
             )
+
         scheme, _, credentials = header.strip().partition(" ")
         if scheme.lower() != "bearer":
             return (
@@ -147,10 +148,12 @@ class SiteGuard:
                 "'Authorization: Bearer <token>'.",
                 _CHALLENGE,
             )
+
         offered = credentials.strip().encode("utf-8", "replace")
         # Compare with every token, so the time taken does not tell which matched.
         writes = hmac.compare_digest(offered, self._token)
         reads = [hmac.compare_digest(offered, read) for read in self._read_tokens]
+
         if writes:
             return None
         if any(reads):

@@ -79,7 +79,7 @@ def check_age_band(value: str) -> str:
     """Accept the age bands of medkit.privacy: "60-69", "60-79", "90+" or "*".
 
     A closed band "lo-hi" starts at a multiple of 5 and spans at least 5
-    years; an open band "N+" starts at a multiple of 5. Narrower bands, such
+    years. An open band "N+" starts at a multiple of 5. Narrower bands, such
     as "37-37", would carry the exact age.
     """
     if value == SUPPRESSED:

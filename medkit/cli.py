@@ -394,8 +394,8 @@ def _grade(args: argparse.Namespace) -> None:
     )
     _print_cohort(report)
     if report.failed:
-        # The grades of the others are stored; the exit status still tells a
-        # script that some submissions have no grade.
+        # The other grades are stored, but a script that runs this command must
+        # learn from the exit status that some submissions have no grade.
         raise GradingError(
             f"{len(report.failed)} of {len(report.failed) + len(report.scores)} "
             "submissions could not be graded; the FAILED lines above give the "
